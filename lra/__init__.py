@@ -1,0 +1,1 @@
+"""Long Range Arena harness: interchangeable attentions, LRA task data modules, Lightning training."""

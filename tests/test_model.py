@@ -1,0 +1,106 @@
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from lra.attention import ATTENTIONS
+from lra.model import Encoder, LRAModel, attention_per_layer, kwargs_per_layer, sinusoidal_table
+from lra.module import warmup_then_linear_decay
+
+
+def make_model(attention="nala", pooling="mean", position="learned", two_tower=False, **kwargs) -> LRAModel:
+    torch.manual_seed(0)
+    encoder = Encoder(
+        vocab_size=16,
+        max_length=24,
+        attention=attention,
+        attention_kwargs=kwargs,
+        depth=2,
+        dim=16,
+        heads=2,
+        ffn_dim=32,
+        dropout=0.0,
+        pooling=pooling,
+        position=position,
+    )
+    return LRAModel(encoder, dim=16, ffn_dim=32, num_classes=10, two_tower=two_tower).eval()
+
+
+@pytest.mark.parametrize("attention", sorted(ATTENTIONS))
+@pytest.mark.parametrize("pooling", ["mean", "cls"])
+def test_padding_changes_no_logit(attention: str, pooling: str) -> None:
+    """A padded sequence classifies exactly like the same sequence alone, whatever the padding holds."""
+    model = make_model(attention, pooling)
+    lengths = [24, 9, 15]
+    tokens = torch.randint(1, 16, (3, 24))
+    mask = torch.arange(24)[None, :] < torch.tensor(lengths)[:, None]  # (B, L)
+    padded = torch.where(mask, tokens, torch.zeros_like(tokens))
+    garbage = torch.where(mask, tokens, torch.randint(1, 16, (3, 24)))
+    with torch.no_grad():
+        logits = model({"tokens": padded, "mask": mask})
+        logits_garbage = model({"tokens": garbage, "mask": mask})
+        alone = [model({"tokens": tokens[i : i + 1, :n], "mask": mask[i : i + 1, :n]}) for i, n in enumerate(lengths)]
+    torch.testing.assert_close(logits, logits_garbage, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(logits, torch.cat(alone), rtol=1e-4, atol=1e-5)
+
+
+def test_hybrid_layers_get_their_own_attention_and_kwargs() -> None:
+    model = make_model(["nala", "softmax"], alpha=2.0)
+    first, second = (block.attention for block in model.encoder.blocks)
+    assert type(first) is ATTENTIONS["nala"]
+    assert type(second) is ATTENTIONS["softmax"]
+    assert kwargs_per_layer(["nala", "softmax"], {"alpha": 2.0}) == [{"alpha": 2.0}, {}]
+
+
+def test_attention_list_must_match_depth() -> None:
+    with pytest.raises(ValueError, match=r"lists 3 attentions .* model.depth is 2"):
+        attention_per_layer(["nala", "nala", "softmax"], 2)
+
+
+def test_unknown_attention_names_the_known_ones() -> None:
+    with pytest.raises(ValueError, match=r"unknown attention \['nalla'\]; known: .*'nala'"):
+        attention_per_layer("nalla", 2)
+
+
+def test_kwarg_no_layer_accepts_is_an_error() -> None:
+    with pytest.raises(ValueError, match=r"\['alpah'\] not accepted"):
+        kwargs_per_layer(["nala", "softmax"], {"alpah": 2.0})
+
+
+def test_two_tower_classifies_the_four_way_combination_with_one_shared_encoder() -> None:
+    model = make_model("softmax", two_tower=True)
+    a, b = torch.randint(1, 16, (2, 3, 24))
+    mask = torch.ones(3, 24, dtype=torch.bool)
+    with torch.no_grad():
+        logits = model({"tokens_a": a, "mask_a": mask, "tokens_b": b, "mask_b": mask})
+        u, v = model.encoder(a, mask), model.encoder(b, mask)
+        expected = model.head(torch.cat([u, v, u * v, u - v], dim=-1))
+    assert logits.shape == (3, 10)
+    torch.testing.assert_close(logits, expected)
+
+
+def test_sequence_longer_than_max_length_is_a_clear_error() -> None:
+    model = make_model("softmax")
+    with pytest.raises(ValueError, match="length 25 exceeds the model's max_length 24"):
+        model({"tokens": torch.ones(1, 25, dtype=torch.long), "mask": torch.ones(1, 25, dtype=torch.bool)})
+
+
+def test_sinusoidal_table_hand_values() -> None:
+    table = sinusoidal_table(2, 4)
+    expected = torch.tensor([[0.0, 1.0, 0.0, 1.0], [math.sin(1), math.cos(1), math.sin(0.01), math.cos(0.01)]])
+    torch.testing.assert_close(table, expected)
+
+
+def test_bad_position_and_pooling_names() -> None:
+    with pytest.raises(ValueError, match=r"model.position must be learned, sinusoidal or none, got .rotary."):
+        make_model(position="rotary")
+    with pytest.raises(ValueError, match=r"model.pooling must be mean or cls, got .max."):
+        make_model(pooling="max")
+
+
+def test_warmup_then_linear_decay_hand_values() -> None:
+    values = [warmup_then_linear_decay(step, warmup_steps=4, total_steps=12) for step in range(13)]
+    assert values[:4] == [0.25, 0.5, 0.75, 1.0]
+    assert values[4:] == [1.0, 0.875, 0.75, 0.625, 0.5, 0.375, 0.25, 0.125, 0.0]

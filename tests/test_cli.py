@@ -1,0 +1,120 @@
+"""End to end through the real `lightning` / `lra` commands (subprocesses), on tiny generated ListOps."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+TINY = [
+    "--trainer.max_steps", "12",
+    "--trainer.val_check_interval", "6",
+    "--trainer.enable_progress_bar", "false",
+    "--trainer.log_every_n_steps", "2",
+    "--data.num_train", "192", "--data.num_val", "40", "--data.num_test", "40",
+    "--data.spec.max_depth", "4", "--data.spec.min_length", "5", "--data.spec.max_length", "60",
+    "--data.max_length", "64",
+    "--data.batch_size", "16",
+    "--data.num_workers", "0",
+]  # fmt: skip
+
+
+def run(command: str, *args: str, cwd: Path, cache: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "LRA_CACHE_DIR": str(cache), "PYTHONUNBUFFERED": "1"}
+    return subprocess.run([str(BIN / command), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+
+
+def scalars(log_dir: Path) -> dict[str, list[float]]:
+    """Every scalar in the TensorBoard event files of one run folder, read with tensorboard's reader."""
+    values: dict[str, list[float]] = {}
+    for events in sorted(log_dir.glob("events.out.tfevents.*")):
+        accumulator = EventAccumulator(str(events))
+        accumulator.Reload()
+        for tag in accumulator.Tags()["scalars"]:
+            values.setdefault(tag, []).extend(event.value for event in accumulator.Scalars(tag))
+    return values
+
+
+@pytest.fixture(scope="module")
+def first_fit(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess[str]]:
+    work = tmp_path_factory.mktemp("fit")
+    result = run(
+        "lightning",
+        "fit",
+        "--config",
+        str(REPO / "tasks/listops.yaml"),
+        *TINY,
+        cwd=work,
+        cache=work / "cache",
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    return work, result
+
+
+def test_fit_keeps_best_checkpoint_and_tests_from_it(
+    first_fit: tuple[Path, subprocess.CompletedProcess[str]],
+) -> None:
+    work, result = first_fit
+    run_dir = work / "runs" / "listops" / "version_0"
+    best = sorted((run_dir / "checkpoints").glob("best-*.ckpt"))
+    assert len(best) == 1
+    assert (run_dir / "checkpoints" / "last.ckpt").is_file()
+    assert (run_dir / "config.yaml").is_file()
+    assert f"Loaded model weights from the checkpoint at {best[0].relative_to(work)}" in result.stderr
+    assert "test/acc" in result.stdout
+    logged = scalars(run_dir)
+    assert {"train/loss", "val/acc", "val/acc_best", "test/acc", "test/loss"} <= set(logged)
+    assert len(logged["val/acc"]) == 2  # validated at steps 6 and 12
+    assert 0.0 <= logged["test/acc"][0] <= 1.0
+
+
+def test_second_fit_hits_the_cache(first_fit: tuple[Path, subprocess.CompletedProcess[str]]) -> None:
+    work, first = first_fit
+    assert "generating" in first.stderr and "building the token cache" in first.stderr
+    start = time.perf_counter()
+    result = run(
+        "lra", "fit", "--config", str(REPO / "tasks/listops.yaml"), *TINY, "--trainer.max_steps", "1",
+        "--test_after_fit", "false", cwd=work, cache=work / "cache",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert "cache hit" in result.stderr
+    assert "generating" not in result.stderr and "building" not in result.stderr
+    assert time.perf_counter() - start < 60
+    assert (work / "runs" / "listops" / "version_1").is_dir()
+
+
+def test_lra_data_generate_writes_official_tsvs(tmp_path: Path) -> None:
+    result = run(
+        "lra", "data", "generate", "listops", "--out", str(tmp_path / "listops"), "--train", "20", "--val", "5",
+        "--test", "5", "--seed", "3", "--max-depth", "3", "--min-length", "3", "--max-length", "40",
+        cwd=tmp_path, cache=tmp_path / "cache",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    train = (tmp_path / "listops" / "basic_train.tsv").read_text().splitlines()
+    assert train[0] == "Source\tTarget"
+    assert len(train) == 21
+    assert "generated 30 examples" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("override", "expected"),
+    [
+        (["--data.root", "/nonexistent/lra_release"], "/nonexistent/lra_release"),
+        (["--model.attention", "nalla"], "unknown attention ['nalla']"),
+        (["--model.attention_kwargs", "{alpha: -1.0}"], "alpha must be > 0, got -1.0"),
+    ],
+)
+def test_bad_input_is_a_clear_error(tmp_path: Path, override: list[str], expected: str) -> None:
+    result = run(
+        "lightning", "fit", "--config", str(REPO / "tasks/listops.yaml"), *TINY, *override,
+        cwd=tmp_path, cache=tmp_path / "cache",
+    )  # fmt: skip
+    assert result.returncode != 0
+    assert expected in result.stderr

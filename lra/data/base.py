@@ -1,0 +1,178 @@
+"""LRADataModule: the shared cache, datasets, padding collate and loaders of every LRA task."""
+
+from __future__ import annotations
+
+import abc
+import logging
+import time
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from lra.data.cache import RaggedSplit, cache_folder, cache_root, is_cached, write_cache
+
+log = logging.getLogger("lra.data")
+
+SPLITS = ("train", "val", "test")
+
+
+class RaggedDataset(Dataset):
+    """One cached split; item i = (token ids: a read-only memory-mapped slice, label: int)."""
+
+    def __init__(self, folder: Path, split: str) -> None:
+        self.folder = folder
+        self.split = split
+        self._data = RaggedSplit.open(folder, split)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def __getitem__(self, index: int) -> tuple[np.ndarray, int]:
+        return self._data[index]
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Worker processes reopen the memory maps instead of receiving copies of the arrays.
+        return {"folder": self.folder, "split": self.split}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.folder = state["folder"]
+        self.split = state["split"]
+        self._data = RaggedSplit.open(self.folder, self.split)
+
+
+def collate(batch: Sequence[tuple[np.ndarray, int]]) -> dict[str, torch.Tensor]:
+    """Pad to the longest in the batch: tokens (B, L) int64, mask (B, L) bool (True = real), label (B,)."""
+    lengths = torch.tensor([len(tokens) for tokens, _ in batch], dtype=torch.long)  # (B,)
+    padded = np.zeros((len(batch), int(lengths.max())), dtype=np.int64)  # (B, L)
+    for row, (tokens, _) in enumerate(batch):
+        padded[row, : len(tokens)] = tokens
+    mask = torch.arange(padded.shape[1]) < lengths[:, None]  # (B, L)
+    labels = torch.tensor([label for _, label in batch], dtype=torch.long)  # (B,)
+    return {"tokens": torch.from_numpy(padded), "mask": mask, "label": labels}
+
+
+class LRADataModule(L.LightningDataModule, abc.ABC):
+    """Base of the LRA data modules: tokenised splits cached once, then read memory-mapped.
+
+    A subclass names its cache (`cache_prefix`, `cache_settings`: everything that changes the tokens)
+    and yields each split's (token ids, label) pairs from `examples`; `prepare_data` builds the cache
+    when it is missing, `setup` opens it. Sizes the model needs are read-only properties.
+    """
+
+    def __init__(
+        self,
+        *,
+        batch_size: int,
+        max_length: int,
+        num_workers: int = 1,
+        cache_dir: str | None = None,
+    ) -> None:
+        super().__init__()
+        for name, value, lowest in (("batch_size", batch_size, 1), ("max_length", max_length, 1)):
+            if not isinstance(value, int) or isinstance(value, bool) or value < lowest:
+                raise ValueError(f"{name} must be an integer >= {lowest}, got {value!r}")
+        if not isinstance(num_workers, int) or isinstance(num_workers, bool) or num_workers < 0:
+            raise ValueError(f"num_workers must be an integer >= 0, got {num_workers!r}")
+        self.batch_size = batch_size
+        self.num_workers = num_workers
+        self.cache_dir = cache_dir
+        self._max_length = max_length
+        self._datasets: dict[str, RaggedDataset] = {}
+
+    # What a task defines.
+
+    @property
+    @abc.abstractmethod
+    def vocab_size(self) -> int:
+        """Token ids are 0 .. vocab_size - 1 (0 is padding where the task pads)."""
+
+    @property
+    @abc.abstractmethod
+    def num_classes(self) -> int:
+        """Labels are 0 .. num_classes - 1."""
+
+    @property
+    @abc.abstractmethod
+    def cache_prefix(self) -> str:
+        """Readable start of the cache folder's name, e.g. `listops-generated`."""
+
+    @abc.abstractmethod
+    def cache_settings(self) -> dict[str, Any]:
+        """JSON-serialisable settings that determine the cached tokens (hashed into the folder name)."""
+
+    @abc.abstractmethod
+    def examples(self, split: str) -> Iterable[tuple[Sequence[int] | np.ndarray, int]]:
+        """The (token ids, label) pairs of `split`, sequences already truncated to max_length."""
+
+    # Shared.
+
+    @property
+    def max_length(self) -> int:
+        """Longest sequence the model sees (sequences are truncated to it when tokenised)."""
+        return self._max_length
+
+    @property
+    def two_tower(self) -> bool:
+        """Whether a batch holds two sequences per example (Retrieval); single sequence here."""
+        return False
+
+    @property
+    def cache_path(self) -> Path:
+        """This dataset's cache folder under the cache root (may not exist yet)."""
+        return cache_folder(cache_root(self.cache_dir), self.cache_prefix, self.cache_settings())
+
+    def prepare_data(self) -> None:
+        """Build the token cache unless it is already there."""
+        settings = self.cache_settings()
+        folder = cache_folder(cache_root(self.cache_dir), self.cache_prefix, settings)
+        if is_cached(folder):
+            log.info("%s: token cache hit at %s", type(self).__name__, folder)
+            return
+        log.info("%s: building the token cache at %s", type(self).__name__, folder)
+        start = time.perf_counter()
+        write_cache(folder, settings, self.vocab_size, {split: self.examples(split) for split in SPLITS})
+        log.info(
+            "%s: token cache built in %.1f s at %s", type(self).__name__, time.perf_counter() - start, folder
+        )
+
+    def setup(self, stage: str | None = None) -> None:
+        """Open the cached splits (memory-mapped); builds the cache first if prepare_data was skipped."""
+        folder = self.cache_path
+        if not is_cached(folder):
+            self.prepare_data()
+        self._datasets = {split: RaggedDataset(folder, split) for split in SPLITS}
+
+    def dataset(self, split: str) -> RaggedDataset:
+        """The opened dataset of `split` (train, val or test)."""
+        if split not in self._datasets:
+            raise RuntimeError(f"{type(self).__name__}.setup() must run before the {split!r} split is read")
+        return self._datasets[split]
+
+    def train_dataloader(self) -> DataLoader:
+        # Shuffled by its own generator seeded from torch's seed (seed_everything), so runs repeat.
+        generator = torch.Generator().manual_seed(torch.initial_seed())
+        return self._loader("train", shuffle=True, generator=generator)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val", shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test", shuffle=False)
+
+    def _loader(self, split: str, shuffle: bool, generator: torch.Generator | None = None) -> DataLoader:
+        return DataLoader(
+            self.dataset(split),
+            batch_size=self.batch_size,
+            shuffle=shuffle,
+            generator=generator,
+            drop_last=False,
+            collate_fn=collate,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+            pin_memory=torch.cuda.is_available(),
+        )

@@ -1,0 +1,171 @@
+"""The token cache: one folder per dataset and preprocessing settings, of memory-mapped ragged .npy arrays.
+
+Layout of `<root>/<prefix>-<hash>/` (hash = sha256 of the settings and FORMAT_VERSION):
+`settings.json`, and per split `<split>.tokens.npy` (all sequences end to end, uint8/uint16/uint32),
+`<split>.offsets.npy` (int64, N + 1: sequence i is tokens[offsets[i]:offsets[i + 1]]) and
+`<split>.labels.npy` (int64, N). Folders are built under a temporary sibling name and renamed into
+place, so a folder that exists is complete.
+"""
+
+from __future__ import annotations
+
+import array
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import uuid
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+# Bumped whenever the layout or meaning of cached arrays changes; part of every folder's hash.
+FORMAT_VERSION = 1
+CACHE_ENV = "LRA_CACHE_DIR"
+SETTINGS_FILE = "settings.json"
+_TYPECODES = {np.dtype(np.uint8): "B", np.dtype(np.uint16): "H", np.dtype(np.uint32): "I"}
+
+
+def cache_root(cache_dir: str | os.PathLike[str] | None = None) -> Path:
+    """`cache_dir` if given, else $LRA_CACHE_DIR, else ~/.cache/lra."""
+    if cache_dir is not None:
+        return Path(cache_dir).expanduser()
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV]).expanduser()
+    return Path.home() / ".cache" / "lra"
+
+
+def cache_folder(root: Path, prefix: str, settings: Mapping[str, Any]) -> Path:
+    """`root/<prefix>-<12 hex digits of the settings' hash>`; settings must be JSON-serialisable."""
+    digest = hashlib.sha256(_settings_json(settings).encode()).hexdigest()[:12]
+    return root / f"{prefix}-{digest}"
+
+
+def is_cached(folder: Path) -> bool:
+    """Whether a complete cache folder is there (no reading beyond one stat)."""
+    return (folder / SETTINGS_FILE).is_file()
+
+
+def token_dtype(vocab_size: int) -> np.dtype:
+    """The smallest unsigned dtype that holds token ids 0 .. vocab_size - 1."""
+    for dtype in _TYPECODES:
+        if vocab_size - 1 <= np.iinfo(dtype).max:
+            return dtype
+    raise ValueError(f"vocab_size {vocab_size} does not fit in 32-bit token ids")
+
+
+@contextlib.contextmanager
+def atomic_folder(final: Path) -> Iterator[Path]:
+    """Yield a temporary sibling of `final` to fill; rename it to `final` on success, delete it on error.
+
+    If another writer put `final` in place first, its folder is kept and this one is discarded.
+    """
+    final.parent.mkdir(parents=True, exist_ok=True)
+    temporary = final.with_name(f".{final.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+    temporary.mkdir()
+    try:
+        yield temporary
+        try:
+            os.rename(temporary, final)
+        except OSError:
+            if not final.is_dir():
+                raise
+    finally:
+        shutil.rmtree(temporary, ignore_errors=True)
+
+
+class RaggedBuilder:
+    """Collects one split's token sequences end to end, with their offsets and labels."""
+
+    def __init__(self, vocab_size: int) -> None:
+        self.vocab_size = vocab_size
+        self.dtype = token_dtype(vocab_size)
+        self._tokens = array.array(_TYPECODES[self.dtype])
+        self._offsets = [0]
+        self._labels: list[int] = []
+
+    def append(self, tokens: Sequence[int] | np.ndarray, label: int) -> None:
+        if isinstance(tokens, np.ndarray):
+            self._tokens.frombytes(tokens.astype(self.dtype, copy=False).tobytes())
+        else:
+            self._tokens.extend(tokens)
+        self._offsets.append(len(self._tokens))
+        self._labels.append(label)
+
+    def __len__(self) -> int:
+        return len(self._labels)
+
+    def save(self, folder: Path, split: str) -> None:
+        tokens = np.frombuffer(self._tokens, dtype=self.dtype) if self._tokens else np.zeros(0, self.dtype)
+        if tokens.size and int(tokens.max()) >= self.vocab_size:
+            raise ValueError(
+                f"split {split!r} has token id {int(tokens.max())} >= vocab_size {self.vocab_size}"
+            )
+        np.save(folder / f"{split}.tokens.npy", tokens)
+        np.save(folder / f"{split}.offsets.npy", np.asarray(self._offsets, dtype=np.int64))
+        np.save(folder / f"{split}.labels.npy", np.asarray(self._labels, dtype=np.int64))
+
+
+def write_cache(
+    folder: Path,
+    settings: Mapping[str, Any],
+    vocab_size: int,
+    splits: Mapping[str, Iterable[tuple[Sequence[int] | np.ndarray, int]]],
+) -> None:
+    """Build the cache folder atomically from each split's (tokens, label) pairs."""
+    with atomic_folder(folder) as temporary:
+        sizes = {}
+        for split, examples in splits.items():
+            builder = RaggedBuilder(vocab_size)
+            for tokens, label in examples:
+                builder.append(tokens, label)
+            builder.save(temporary, split)
+            sizes[split] = len(builder)
+        description = {
+            "format_version": FORMAT_VERSION,
+            "vocab_size": vocab_size,
+            "dtype": token_dtype(vocab_size).name,
+            "sizes": sizes,
+            "settings": settings,
+        }
+        (temporary / SETTINGS_FILE).write_text(json.dumps(description, indent=2, sort_keys=True) + "\n")
+
+
+def read_settings(folder: Path) -> dict[str, Any]:
+    """The settings.json of a cache folder: format_version, vocab_size, dtype, sizes, settings."""
+    return json.loads((folder / SETTINGS_FILE).read_text())
+
+
+@dataclass(frozen=True)
+class RaggedSplit:
+    """One split read back memory-mapped: sequence i is tokens[offsets[i]:offsets[i + 1]], label labels[i]."""
+
+    tokens: np.ndarray
+    offsets: np.ndarray
+    labels: np.ndarray
+
+    @classmethod
+    def open(cls, folder: Path, split: str) -> RaggedSplit:
+        arrays = {}
+        for name in ("tokens", "offsets", "labels"):
+            path = folder / f"{split}.{name}.npy"
+            if not path.is_file():
+                raise FileNotFoundError(
+                    f"token cache {folder} has no {path.name}; delete the folder to rebuild it"
+                )
+            arrays[name] = np.load(path, mmap_mode="r")
+        return cls(**arrays)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, index: int) -> tuple[np.ndarray, int]:
+        return self.tokens[self.offsets[index] : self.offsets[index + 1]], int(self.labels[index])
+
+
+def _settings_json(settings: Mapping[str, Any]) -> str:
+    return json.dumps({"format_version": FORMAT_VERSION, **settings}, sort_keys=True)

@@ -1,0 +1,232 @@
+"""ListOps (Nangia & Bowman, 2018; the LRA long version): official TSV reader, tokeniser and DataModule.
+
+Official and generated data go through the same reader and tokeniser: `]` becomes `X`, `(` and `)` are
+dropped, the rest is split on whitespace and mapped through a fixed vocabulary.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from lra.data.base import SPLITS, LRADataModule
+from lra.data.cache import SETTINGS_FILE, atomic_folder, cache_folder, cache_root, is_cached
+from lra.data.listops_generator import GENERATOR_VERSION, HEADER, ListOpsSpec, generate_listops
+
+log = logging.getLogger("lra.data")
+
+# Fixed vocabulary (never learned from data): 0 is padding.
+VOCAB: dict[str, int] = {
+    **{str(digit): digit + 1 for digit in range(10)},
+    "[MIN": 11,
+    "[MAX": 12,
+    "[MED": 13,
+    "[SM": 14,
+    "X": 15,
+}
+VOCAB_SIZE = 16
+NUM_CLASSES = 10
+# Where basic_{train,val,test}.tsv may sit under a root, in the order they are looked for.
+LAYOUTS = (".", "listops-1000", "lra_release/listops-1000", "lra_release/lra_release/listops-1000")
+RELEASE_URL = "https://storage.googleapis.com/long-range-arena/lra_release.gz"
+
+_CLEAN = str.maketrans({"(": None, ")": None, "]": "X"})
+_LABELS = {str(label): label for label in range(NUM_CLASSES)}
+
+
+class ListOpsRow(NamedTuple):
+    """One data row of an official-format TSV, with its 1-based line number in the file."""
+
+    line: int
+    source: str
+    label: int
+
+
+def _shorten(text: str, limit: int = 80) -> str:
+    return text if len(text) <= limit else text[:limit] + f"... ({len(text)} characters)"
+
+
+def read_listops_tsv(path: str | os.PathLike[str]) -> Iterator[ListOpsRow]:
+    """Yield the rows of an official ListOps TSV (header `Source\\tTarget`, then `<expression>\\t<0-9>`).
+
+    Raises ValueError naming the file, line, content and what was expected on any malformed line.
+    """
+    path = Path(path)
+    with open(path, encoding="utf-8") as file:
+        header = file.readline().rstrip("\r\n")
+        if header != HEADER:
+            raise ValueError(f"{path}, line 1: expected the header {HEADER!r}, got {_shorten(header)!r}")
+        for number, line in enumerate(file, start=2):
+            fields = line.rstrip("\r\n").split("\t")
+            if len(fields) != 2:
+                raise ValueError(
+                    f"{path}, line {number}: expected 2 tab-separated fields (Source, Target), "
+                    f"got {len(fields)}: {_shorten(line.rstrip())!r}"
+                )
+            source, target = fields
+            label = _LABELS.get(target.strip())
+            if label is None:
+                raise ValueError(
+                    f"{path}, line {number}: expected a Target label 0-9, got {_shorten(target)!r}"
+                )
+            yield ListOpsRow(number, source, label)
+
+
+def tokenize_listops(source: str, max_length: int | None = None, where: str = "ListOps source") -> np.ndarray:
+    """Token ids (uint8) of one Source expression, truncated to max_length; `where` names it in errors."""
+    try:
+        ids = bytes(map(VOCAB.__getitem__, source.translate(_CLEAN).split()))
+    except KeyError as error:
+        raise ValueError(
+            f"{where}: unknown ListOps token {error.args[0]!r}; expected digits 0-9, [MIN, [MAX, [MED, [SM, "
+            f"] and parentheses"
+        ) from None
+    if not ids:
+        raise ValueError(f"{where}: empty expression")
+    return np.frombuffer(ids[:max_length], dtype=np.uint8)
+
+
+def find_listops_files(root: str | os.PathLike[str]) -> dict[str, Path]:
+    """{split: path} of basic_{train,val,test}.tsv under `root` in any accepted layout (see LAYOUTS)."""
+    root = Path(root).expanduser()
+    candidates = [{split: root / layout / f"basic_{split}.tsv" for split in SPLITS} for layout in LAYOUTS]
+    for files in candidates:
+        if all(path.is_file() for path in files.values()):
+            return {split: Path(os.path.normpath(path)) for split, path in files.items()}
+    looked_at = "\n".join(f"  {os.path.normpath(path)}" for files in candidates for path in files.values())
+    problem = (
+        f"the folder {root} does not exist" if not root.is_dir() else f"no complete set of files under {root}"
+    )
+    layouts = ", ".join(str(Path("ROOT") / layout) for layout in LAYOUTS)
+    raise FileNotFoundError(
+        f"ListOps data not found: {problem}. Looked at:\n{looked_at}\n"
+        f"Expected basic_train.tsv, basic_val.tsv and basic_test.tsv (TSV, header 'Source<TAB>Target') "
+        f"together in one of {layouts}. They come from the official LRA release {RELEASE_URL} (unpack it "
+        f"and pass the unpacked folder), or from `lra data generate listops --out DIR` (pass DIR); or leave "
+        f"data.root unset to generate and cache them automatically."
+    )
+
+
+class ListOpsDataModule(LRADataModule):
+    """ListOps: official TSVs under `root`, or (root=None) generated with the official algorithm and cached.
+
+    Validation uses ListOps' `val` split and test its `test` split. Generated data depends only on
+    (seed, counts, spec); its TSVs are kept in the cache root, so changing max_length re-tokenises without
+    regenerating.
+    """
+
+    def __init__(
+        self,
+        root: str | None = None,
+        num_train: int = 96000,
+        num_val: int = 2000,
+        num_test: int = 2000,
+        seed: int = 0,
+        spec: ListOpsSpec = ListOpsSpec(),  # noqa: B008 (a frozen dataclass: immutable)
+        max_length: int = 2000,
+        batch_size: int = 32,
+        num_workers: int = 1,
+        cache_dir: str | None = None,
+        generate_workers: int | None = None,
+    ) -> None:
+        super().__init__(
+            batch_size=batch_size, max_length=max_length, num_workers=num_workers, cache_dir=cache_dir
+        )
+        for name, value in (("num_train", num_train), ("num_val", num_val), ("num_test", num_test)):
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+        if not isinstance(spec, ListOpsSpec):
+            raise ValueError(f"spec must be a ListOpsSpec, got {spec!r}")
+        if generate_workers is not None and (not isinstance(generate_workers, int) or generate_workers < 1):
+            raise ValueError(
+                f"generate_workers must be None (all cores) or an integer >= 1, got {generate_workers!r}"
+            )
+        self.root = root
+        self.num_train = num_train
+        self.num_val = num_val
+        self.num_test = num_test
+        self.seed = seed
+        self.spec = spec
+        self.generate_workers = generate_workers
+
+    @property
+    def vocab_size(self) -> int:
+        return VOCAB_SIZE
+
+    @property
+    def num_classes(self) -> int:
+        return NUM_CLASSES
+
+    @property
+    def cache_prefix(self) -> str:
+        return "listops-generated" if self.root is None else "listops-official"
+
+    def cache_settings(self) -> dict[str, Any]:
+        if self.root is None:
+            return {
+                "task": "listops",
+                "generation": self.generation_settings(),
+                "max_length": self.max_length,
+            }
+        files = {}
+        for split, path in find_listops_files(self.root).items():
+            stat = path.stat()
+            files[split] = {"path": str(path.resolve()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+        return {"task": "listops", "files": files, "max_length": self.max_length}
+
+    def generation_settings(self) -> dict[str, Any]:
+        """Everything the generated TSVs depend on (not the number of processes)."""
+        return {
+            "generator_version": GENERATOR_VERSION,
+            "num_train": self.num_train,
+            "num_val": self.num_val,
+            "num_test": self.num_test,
+            "seed": self.seed,
+            "spec": dataclasses.asdict(self.spec),
+        }
+
+    def tsv_files(self) -> dict[str, Path]:
+        """{split: TSV path}: the official files under root, or the generated ones (generated if missing)."""
+        if self.root is not None:
+            return find_listops_files(self.root)
+        settings = self.generation_settings()
+        folder = cache_folder(cache_root(self.cache_dir), "listops-generated-tsv", settings)
+        if is_cached(folder):
+            log.debug("ListOpsDataModule: reusing the generated TSVs at %s", folder)
+        else:
+            log.info(
+                "ListOpsDataModule: generating %d/%d/%d ListOps examples (seed %d, %s) into %s",
+                self.num_train,
+                self.num_val,
+                self.num_test,
+                self.seed,
+                self.spec,
+                folder,
+            )
+            start = time.perf_counter()
+            with atomic_folder(folder) as temporary:
+                generate_listops(
+                    temporary,
+                    self.num_train,
+                    self.num_val,
+                    self.num_test,
+                    self.seed,
+                    self.spec,
+                    self.generate_workers,
+                )
+                (temporary / SETTINGS_FILE).write_text(json.dumps(settings, indent=2, sort_keys=True) + "\n")
+            log.info("ListOpsDataModule: generated the TSVs in %.1f s", time.perf_counter() - start)
+        return {split: folder / f"basic_{split}.tsv" for split in SPLITS}
+
+    def examples(self, split: str) -> Iterator[tuple[np.ndarray, int]]:
+        path = self.tsv_files()[split]
+        for row in read_listops_tsv(path):
+            yield tokenize_listops(row.source, self.max_length, f"{path}, line {row.line}"), row.label

@@ -1,0 +1,194 @@
+"""NaLaFormer specifics: hand-checked feature maps, norm-aware sharpness, safe powers, optional parts."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import pytest
+import torch
+
+from lra.attention import LinearAttention, NaLaAttention
+from lra.attention.nala import NormAwareQueryPower, SignedPower, abs_pow, cosine_inhibit_map, relu_split_map
+
+
+def test_relu_split_query_map_by_hand() -> None:
+    # q = [3, -4]: ‖q‖ = 5, q̂ = [0.6, -0.8], tanh 5 = 0.99990920, p = 3 · (0.5 + 0.99990920) = 4.49972761.
+    # 0.6^4.5 = 0.1296 · √0.6 = 0.1296 · 0.77459667 = 0.10038773, and 0.6^(4.49972761 - 4.5)
+    # = e^(0.00027239 · 0.51082562) = 1.00013915, so 0.6^p = 0.10040170.
+    # 0.8^4.5 = 0.4096 · √0.8 = 0.4096 · 0.89442719 = 0.36635737, times e^(0.00027239 · 0.22314355)
+    # = 1.00006078 gives 0.8^p = 0.36637964.
+    # φ_q = [relu(q̂)^p, relu(-q̂)^p] = [0.10040170, 0, 0, 0.36637964].
+    module = NaLaAttention(2, 1, alpha=3.0, beta=0.5).double()
+    q = torch.tensor([[[[3.0, -4.0]]]], dtype=torch.float64)  # (B, H, L, d) = (1, 1, 1, 2)
+    k = torch.tensor([[[[2.0, -1.0]]]], dtype=torch.float64)
+    expected_q = torch.tensor([0.10040170, 0.0, 0.0, 0.36637964], dtype=torch.float64)
+    # φ_k = [relu(k)^α, relu(-k)^α] = [2³, 0, 0, 1³] = [8, 0, 0, 1].
+    expected_k = torch.tensor([8.0, 0.0, 0.0, 1.0], dtype=torch.float64)
+    fq, fk = module.feature_maps(q, k)
+    torch.testing.assert_close(fq.flatten(), expected_q, rtol=0, atol=1e-8)
+    torch.testing.assert_close(fk.flatten(), expected_k, rtol=0, atol=1e-12)
+    # The linear form's blocks give the same score: φ_q·φ_k = 0.10040170 · 8 + 0.36637964 · 1 = 1.16959324.
+    q_blocks, k_blocks = module.feature_blocks(q, k)
+    score = sum((a * b).sum() for a, b in zip(q_blocks, k_blocks, strict=True))
+    assert float(score) == pytest.approx(1.16959324, abs=1e-7)
+
+
+def test_cosine_inhibit_map_by_hand() -> None:
+    # x = [1, -2], direction [0.5, -1], s = 1, p = 2: tanh 0.5 = 0.46211716, tanh 1 = 0.76159416,
+    # θ = 0.78539816 · [0.46211716, -0.76159416] = [0.36294597, -0.59815465], |x|^2 = [1, 4];
+    # cos 0.36294597 = 0.93485498, sin 0.36294597 = 0.35502982,
+    # cos 0.59815465 = 0.82637617, sin 0.59815465 = 0.56311848, so
+    # φ = [1·0.93485498, 4·0.82637617, 1·0.35502982, -4·0.56311848] = [0.93485, 3.30550, 0.35503, -2.25247].
+    x = torch.tensor([1.0, -2.0], dtype=torch.float64)
+    phi = cosine_inhibit_map(x, torch.tensor([0.5, -1.0], dtype=torch.float64), 2.0, 1.0)
+    expected = torch.tensor([0.93485, 3.30550, 0.35503, -2.25247], dtype=torch.float64)
+    torch.testing.assert_close(phi, expected, rtol=0, atol=1e-5)
+
+
+def test_cosine_inhibit_scores_nonnegative_and_inhibit_opposite_signs() -> None:
+    module = NaLaAttention(2, 1, variant="cosine_inhibit", inhibit_scale=20.0).double()
+    q = torch.tensor([[[[1.0, 0.0]]]], dtype=torch.float64)
+    k = torch.tensor([[[[1.0, 0.0], [-1.0, 0.0], [0.0, 1.0]]]], dtype=torch.float64)
+    fq, fk = module.feature_maps(q, k)
+    scores = (fq @ fk.transpose(-2, -1)).flatten()  # same sign, opposite sign, orthogonal
+    assert scores[0] == pytest.approx(1.0, abs=1e-12)  # cos(π/4·tanh 20 - π/4·tanh 20) = 1
+    assert 0.0 <= scores[1] < 1e-12  # cos(≈π/2) ≈ 0: inhibited, never negative
+    assert scores[2] == pytest.approx(0.0, abs=1e-12)
+
+
+def row_entropy(weights: torch.Tensor) -> float:
+    w = weights / weights.sum()
+    return float(-(w * w.clamp_min(1e-300).log()).sum())
+
+
+def attention_row(module: NaLaAttention | LinearAttention, q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+    fq, fk = module.feature_maps(q, k)  # (1, 1, 1, F), (1, 1, N, F)
+    return (fq @ fk.transpose(-2, -1)).flatten()
+
+
+def test_larger_query_norm_gives_sharper_rows() -> None:
+    torch.manual_seed(0)
+    nala = NaLaAttention(8, 1).double()
+    direction = torch.randn(1, 1, 1, 8, dtype=torch.float64)
+    direction = direction / direction.norm()
+    k = torch.randn(1, 1, 64, 8, dtype=torch.float64)
+    entropies = [row_entropy(attention_row(nala, scale * direction, k)) for scale in (0.1, 0.5, 1.0, 3.0)]
+    assert all(a > b + 1e-3 for a, b in itertools.pairwise(entropies)), entropies
+    # Same direction, so any norm-unaware map of q̂ would give equal rows; NaLa's differ a lot.
+    assert entropies[0] - entropies[-1] > 0.1, entropies
+
+
+def test_linear_attention_cancels_a_scale_on_the_query_features() -> None:
+    # Classic linear attention: any scalar factor c on φ(q_i) cancels between numerator and
+    # denominator, so it cannot express a temperature. NaLa puts the norm in the exponent instead.
+    torch.manual_seed(0)
+    linear = LinearAttention(8, 1).double()
+    q = torch.randn(1, 1, 1, 8, dtype=torch.float64)
+    k = torch.randn(1, 1, 64, 8, dtype=torch.float64)
+    fq, fk = linear.feature_maps(q, k)
+    rows = [(c * fq @ fk.transpose(-2, -1)).flatten() for c in (0.1, 1.0, 30.0)]
+    rows = [r / r.sum() for r in rows]
+    for row in rows[1:]:
+        torch.testing.assert_close(row, rows[0], rtol=1e-12, atol=0)
+
+
+@pytest.mark.parametrize("p", [0.3, 0.7, 1.5, 2.5, 4.2])
+def test_powers_at_zero_have_finite_gradients(p: float) -> None:
+    x = torch.tensor([0.0, 0.5, -0.3, 0.0, 2.0], dtype=torch.float64, requires_grad=True)
+    for exponent in (p, torch.tensor(p, dtype=torch.float64, requires_grad=True)):
+        # The reference map: relu(x)^p, relu(-x)^p.
+        x.grad = None
+        phi = relu_split_map(x, exponent)
+        expected = torch.tensor([0, 0.5**p, 0, 0, 2.0**p, 0, 0, 0.3**p, 0, 0], dtype=torch.float64)
+        torch.testing.assert_close(phi.detach(), expected, rtol=1e-12, atol=0)
+        phi.sum().backward()
+        want = torch.tensor([0, p * 0.5 ** (p - 1), -p * 0.3 ** (p - 1), 0, p * 2.0 ** (p - 1)], dtype=torch.float64)
+        assert x.grad is not None
+        torch.testing.assert_close(x.grad, want, rtol=1e-12, atol=0)
+        if isinstance(exponent, torch.Tensor):  # d/dp: Σ relu(±x)^p log|x|
+            want_p = 0.5**p * math.log(0.5) + 0.3**p * math.log(0.3) + 2.0**p * math.log(2.0)
+            assert exponent.grad is not None
+            assert float(exponent.grad) == pytest.approx(want_p)
+        # The fused blocks: |x|^p and sign(x)|x|^p; d/dx of (|x|^p - 2 sign(x)|x|^p) = p|x|^(p-1)(sign x - 2).
+        x.grad = None
+        if isinstance(exponent, torch.Tensor):
+            exponent.grad = None
+        magnitude, signed = SignedPower.apply(x, exponent)
+        torch.testing.assert_close(magnitude.detach(), x.detach().abs() ** p, rtol=1e-12, atol=0)
+        torch.testing.assert_close(signed.detach(), x.detach().sign() * x.detach().abs() ** p, rtol=1e-12, atol=0)
+        (magnitude - 2 * signed).sum().backward()
+        want = torch.tensor(
+            [0, -p * 0.5 ** (p - 1), -3 * p * 0.3 ** (p - 1), 0, -p * 2.0 ** (p - 1)], dtype=torch.float64
+        )
+        assert x.grad is not None
+        torch.testing.assert_close(x.grad, want, rtol=1e-12, atol=0)
+        if isinstance(exponent, torch.Tensor):
+            # d/dp: Σ (|x|^p - 2 sign(x)|x|^p) log|x| over the non-zero entries.
+            want_p = -(0.5**p) * math.log(0.5) + 3 * 0.3**p * math.log(0.3) - 2.0**p * math.log(2.0)
+            assert exponent.grad is not None
+            assert float(exponent.grad) == pytest.approx(want_p)
+    y = torch.tensor([0.0, -1.5], requires_grad=True)
+    abs_pow(y, 0.5).sum().backward()
+    assert y.grad is not None and torch.isfinite(y.grad).all()
+
+
+def test_fused_feature_gradcheck() -> None:
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, 5, dtype=torch.float64).requires_grad_()  # |x|^p has no derivative at 0
+    alpha = torch.full((3, 1), 2.5, dtype=torch.float64, requires_grad=True)
+    beta = torch.full((3, 1), 0.4, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(SignedPower.apply, (x, alpha))
+    assert torch.autograd.gradcheck(SignedPower.apply, (x, 0.7))
+    assert torch.autograd.gradcheck(NormAwareQueryPower.apply, (x, alpha, beta, 1e-6))
+    assert torch.autograd.gradcheck(NormAwareQueryPower.apply, (x, 3.0, 0.5, 1e-6))
+    # A query shorter than ε: the direction is q / ε and only p depends on ‖q‖.
+    small = (1e-3 * torch.randn(1, 3, 5, dtype=torch.float64)).requires_grad_()
+    assert torch.autograd.gradcheck(NormAwareQueryPower.apply, (small, alpha, beta, 1.0))
+
+
+def test_zero_query_and_key_vectors_give_finite_outputs() -> None:
+    module = NaLaAttention(8, 2, beta=0.0, learnable=True)
+    q = torch.zeros(1, 2, 4, 4, requires_grad=True)
+    k = torch.zeros(1, 2, 4, 4, requires_grad=True)
+    v = torch.randn(1, 2, 4, 4, requires_grad=True)
+    out = module.attend(q, k, v, None)
+    assert torch.equal(out, torch.zeros_like(out))  # no key has weight: 0 / (0 + ε)
+    out.sum().backward()
+    for t in (q, k, v, module.alpha, module.beta):
+        assert t.grad is not None and torch.isfinite(t.grad).all()
+
+
+def test_attend_computes_in_float32_and_returns_input_dtype() -> None:
+    torch.manual_seed(0)
+    module = NaLaAttention(16, 2)
+    q, k, v = (torch.randn(2, 2, 300, 8).bfloat16() for _ in range(3))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = module.attend(q, k, v, None)
+    assert out.dtype == torch.bfloat16
+    reference = module.attend(q.float(), k.float(), v.float(), None)
+    torch.testing.assert_close(out.float(), reference, rtol=0, atol=float((reference.abs() * 2**-8).max()))
+
+
+def test_value_conv_is_depthwise_kernel_5_and_changes_output() -> None:
+    torch.manual_seed(0)
+    plain = NaLaAttention(8, 2)
+    torch.manual_seed(0)
+    conv = NaLaAttention(8, 2, value_conv=True)
+    assert plain.value_conv is None
+    assert conv.value_conv is not None
+    assert conv.value_conv.weight.shape == (8, 1, 5) and conv.value_conv.groups == 8
+    x = torch.randn(1, 12, 8)
+    v = conv.merge_heads(conv.split_heads(conv.v(x)))  # (B, L, D)
+    expected = conv.out.weight @ conv.value_conv(v.transpose(1, 2)).squeeze(0)  # (D, L)
+    torch.testing.assert_close(conv(x) - plain(x), expected.T.unsqueeze(0), rtol=1e-5, atol=1e-5)
+
+
+def test_output_gate_is_layernorm_times_silu_gate() -> None:
+    torch.manual_seed(0)
+    gated = NaLaAttention(8, 2, output_gate=True)
+    assert gated.gate is not None and gated.gate_norm is not None
+    x = torch.randn(2, 6, 8)
+    y = gated.merge_heads(gated.attend(*(gated.split_heads(p(x)) for p in (gated.q, gated.k, gated.v)), None))
+    expected = gated.out(torch.nn.functional.layer_norm(y, (8,)) * torch.nn.functional.silu(gated.gate(x)))
+    torch.testing.assert_close(gated(x), expected, rtol=1e-6, atol=1e-6)

@@ -80,9 +80,7 @@ def plain_listops(n: int, seed: int, spec: ListOpsSpec) -> list[tuple[str, objec
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="lra bench listops", description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=5000, help="examples each implementation makes")
-    parser.add_argument(
-        "--workers", type=int, default=None, help="processes for generate_listops (default: all cores)"
-    )
+    parser.add_argument("--workers", type=int, default=None, help="processes for generate_listops (default: all cores)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     spec = ListOpsSpec()
@@ -101,8 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, seconds in (("plain, 1 thread", plain_s), (f"generate_listops, {workers} workers", fast_s)):
         rate = args.n / seconds
         print(
-            f"  {name:<32} {seconds:8.2f} s  {rate:8.0f} examples/s  "
-            f"projected {PROJECTED:,}: {PROJECTED / rate:7.1f} s"
+            f"  {name:<32} {seconds:8.2f} s  {rate:8.0f} examples/s  projected {PROJECTED:,}: {PROJECTED / rate:7.1f} s"
         )
     print(f"  speed-up: {plain_s / fast_s:.1f}x")
     return 0

@@ -136,9 +136,7 @@ class LRADataModule(L.LightningDataModule, abc.ABC):
         log.info("%s: building the token cache at %s", type(self).__name__, folder)
         start = time.perf_counter()
         write_cache(folder, settings, self.vocab_size, {split: self.examples(split) for split in SPLITS})
-        log.info(
-            "%s: token cache built in %.1f s at %s", type(self).__name__, time.perf_counter() - start, folder
-        )
+        log.info("%s: token cache built in %.1f s at %s", type(self).__name__, time.perf_counter() - start, folder)
 
     def setup(self, stage: str | None = None) -> None:
         """Open the cached splits (memory-mapped); builds the cache first if prepare_data was skipped."""

@@ -102,9 +102,7 @@ class RaggedBuilder:
     def save(self, folder: Path, split: str) -> None:
         tokens = np.frombuffer(self._tokens, dtype=self.dtype) if self._tokens else np.zeros(0, self.dtype)
         if tokens.size and int(tokens.max()) >= self.vocab_size:
-            raise ValueError(
-                f"split {split!r} has token id {int(tokens.max())} >= vocab_size {self.vocab_size}"
-            )
+            raise ValueError(f"split {split!r} has token id {int(tokens.max())} >= vocab_size {self.vocab_size}")
         np.save(folder / f"{split}.tokens.npy", tokens)
         np.save(folder / f"{split}.offsets.npy", np.asarray(self._offsets, dtype=np.int64))
         np.save(folder / f"{split}.labels.npy", np.asarray(self._labels, dtype=np.int64))
@@ -154,9 +152,7 @@ class RaggedSplit:
         for name in ("tokens", "offsets", "labels"):
             path = folder / f"{split}.{name}.npy"
             if not path.is_file():
-                raise FileNotFoundError(
-                    f"token cache {folder} has no {path.name}; delete the folder to rebuild it"
-                )
+                raise FileNotFoundError(f"token cache {folder} has no {path.name}; delete the folder to rebuild it")
             arrays[name] = np.load(path, mmap_mode="r")
         return cls(**arrays)
 

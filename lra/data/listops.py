@@ -74,9 +74,7 @@ def read_listops_tsv(path: str | os.PathLike[str]) -> Iterator[ListOpsRow]:
             source, target = fields
             label = _LABELS.get(target.strip())
             if label is None:
-                raise ValueError(
-                    f"{path}, line {number}: expected a Target label 0-9, got {_shorten(target)!r}"
-                )
+                raise ValueError(f"{path}, line {number}: expected a Target label 0-9, got {_shorten(target)!r}")
             yield ListOpsRow(number, source, label)
 
 
@@ -102,9 +100,7 @@ def find_listops_files(root: str | os.PathLike[str]) -> dict[str, Path]:
         if all(path.is_file() for path in files.values()):
             return {split: Path(os.path.normpath(path)) for split, path in files.items()}
     looked_at = "\n".join(f"  {os.path.normpath(path)}" for files in candidates for path in files.values())
-    problem = (
-        f"the folder {root} does not exist" if not root.is_dir() else f"no complete set of files under {root}"
-    )
+    problem = f"the folder {root} does not exist" if not root.is_dir() else f"no complete set of files under {root}"
     layouts = ", ".join(str(Path("ROOT") / layout) for layout in LAYOUTS)
     raise FileNotFoundError(
         f"ListOps data not found: {problem}. Looked at:\n{looked_at}\n"
@@ -137,18 +133,14 @@ class ListOpsDataModule(LRADataModule):
         cache_dir: str | None = None,
         generate_workers: int | None = None,
     ) -> None:
-        super().__init__(
-            batch_size=batch_size, max_length=max_length, num_workers=num_workers, cache_dir=cache_dir
-        )
+        super().__init__(batch_size=batch_size, max_length=max_length, num_workers=num_workers, cache_dir=cache_dir)
         for name, value in (("num_train", num_train), ("num_val", num_val), ("num_test", num_test)):
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
         if not isinstance(spec, ListOpsSpec):
             raise ValueError(f"spec must be a ListOpsSpec, got {spec!r}")
         if generate_workers is not None and (not isinstance(generate_workers, int) or generate_workers < 1):
-            raise ValueError(
-                f"generate_workers must be None (all cores) or an integer >= 1, got {generate_workers!r}"
-            )
+            raise ValueError(f"generate_workers must be None (all cores) or an integer >= 1, got {generate_workers!r}")
         self.root = root
         self.num_train = num_train
         self.num_val = num_val

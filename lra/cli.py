@@ -17,6 +17,7 @@ from lra.data.listops_generator import ListOpsSpec, generate_listops
 from lra.module import LRAClassifier
 
 LINKED_FROM_DATA = ("vocab_size", "num_classes", "max_length", "two_tower")
+log = logging.getLogger("lra.cli")
 
 
 class LRACLI(LightningCLI):
@@ -55,6 +56,19 @@ class LRACLI(LightningCLI):
             default=True,
             help="After fit, score the test split from the best-validation checkpoint.",
         )
+
+    def before_fit(self) -> None:
+        """A run shorter than one validation interval validates once, at its last step, so it has a best checkpoint."""
+        trainer = self.trainer
+        interval = trainer.val_check_interval
+        if isinstance(interval, int) and 0 < trainer.max_steps < interval:
+            log.info(
+                "trainer.max_steps (%d) < trainer.val_check_interval (%d): validating at step %d instead",
+                trainer.max_steps,
+                interval,
+                trainer.max_steps,
+            )
+            trainer.val_check_interval = trainer.max_steps
 
     def after_fit(self) -> None:
         if not self.config[self.subcommand]["test_after_fit"] or self.trainer.interrupted:

@@ -90,6 +90,18 @@ def test_second_fit_hits_the_cache(first_fit: tuple[Path, subprocess.CompletedPr
     assert (work / "runs" / "listops" / "version_1").is_dir()
 
 
+def test_run_shorter_than_one_validation_interval_still_tests_from_a_best_checkpoint(tmp_path: Path) -> None:
+    result = run(
+        "lightning", "fit", "--config", str(REPO / "tasks/listops.yaml"), *TINY, "--trainer.max_steps", "4",
+        "--trainer.val_check_interval", "1000", cwd=tmp_path, cache=tmp_path / "cache",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert "validating at step 4 instead" in result.stderr
+    best = list((tmp_path / "runs" / "listops" / "version_0" / "checkpoints").glob("best-step4-*.ckpt"))
+    assert len(best) == 1
+    assert f"Loaded model weights from the checkpoint at {best[0].relative_to(tmp_path)}" in result.stderr
+
+
 def test_lra_data_generate_writes_official_tsvs(tmp_path: Path) -> None:
     result = run(
         "lra", "data", "generate", "listops", "--out", str(tmp_path / "listops"), "--train", "20", "--val", "5",

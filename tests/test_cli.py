@@ -31,6 +31,12 @@ def run(command: str, *args: str, cwd: Path, cache: Path) -> subprocess.Complete
     return subprocess.run([str(BIN / command), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
 
 
+def fit(command: str, work: Path, *overrides: str) -> subprocess.CompletedProcess[str]:
+    """`<command> fit --config tasks/listops.yaml` on tiny data, in `work`, with its cache under `work`."""
+    config = str(REPO / "tasks/listops.yaml")
+    return run(command, "fit", "--config", config, *TINY, *overrides, cwd=work, cache=work / "cache")
+
+
 def scalars(log_dir: Path) -> dict[str, list[float]]:
     """Every scalar in the TensorBoard event files of one run folder, read with tensorboard's reader."""
     values: dict[str, list[float]] = {}
@@ -45,15 +51,7 @@ def scalars(log_dir: Path) -> dict[str, list[float]]:
 @pytest.fixture(scope="module")
 def first_fit(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess[str]]:
     work = tmp_path_factory.mktemp("fit")
-    result = run(
-        "lightning",
-        "fit",
-        "--config",
-        str(REPO / "tasks/listops.yaml"),
-        *TINY,
-        cwd=work,
-        cache=work / "cache",
-    )
+    result = fit("lightning", work)
     assert result.returncode == 0, result.stderr[-4000:]
     return work, result
 
@@ -79,10 +77,7 @@ def test_second_fit_hits_the_cache(first_fit: tuple[Path, subprocess.CompletedPr
     work, first = first_fit
     assert "generating" in first.stderr and "building the token cache" in first.stderr
     start = time.perf_counter()
-    result = run(
-        "lra", "fit", "--config", str(REPO / "tasks/listops.yaml"), *TINY, "--trainer.max_steps", "1",
-        "--test_after_fit", "false", cwd=work, cache=work / "cache",
-    )  # fmt: skip
+    result = fit("lra", work, "--trainer.max_steps", "1", "--test_after_fit", "false")
     assert result.returncode == 0, result.stderr[-4000:]
     assert "cache hit" in result.stderr
     assert "generating" not in result.stderr and "building" not in result.stderr
@@ -91,10 +86,7 @@ def test_second_fit_hits_the_cache(first_fit: tuple[Path, subprocess.CompletedPr
 
 
 def test_run_shorter_than_one_validation_interval_still_tests_from_a_best_checkpoint(tmp_path: Path) -> None:
-    result = run(
-        "lightning", "fit", "--config", str(REPO / "tasks/listops.yaml"), *TINY, "--trainer.max_steps", "4",
-        "--trainer.val_check_interval", "1000", cwd=tmp_path, cache=tmp_path / "cache",
-    )  # fmt: skip
+    result = fit("lightning", tmp_path, "--trainer.max_steps", "4", "--trainer.val_check_interval", "1000")
     assert result.returncode == 0, result.stderr[-4000:]
     assert "validating at step 4 instead" in result.stderr
     best = list((tmp_path / "runs" / "listops" / "version_0" / "checkpoints").glob("best-step4-*.ckpt"))
@@ -124,9 +116,6 @@ def test_lra_data_generate_writes_official_tsvs(tmp_path: Path) -> None:
     ],
 )
 def test_bad_input_is_a_clear_error(tmp_path: Path, override: list[str], expected: str) -> None:
-    result = run(
-        "lightning", "fit", "--config", str(REPO / "tasks/listops.yaml"), *TINY, *override,
-        cwd=tmp_path, cache=tmp_path / "cache",
-    )  # fmt: skip
+    result = fit("lightning", tmp_path, *override)
     assert result.returncode != 0
     assert expected in result.stderr

@@ -130,7 +130,12 @@ def write_cache(
             "sizes": sizes,
             "settings": settings,
         }
-        (temporary / SETTINGS_FILE).write_text(json.dumps(description, indent=2, sort_keys=True) + "\n")
+        write_settings(temporary, description)
+
+
+def write_settings(folder: Path, description: Mapping[str, Any]) -> None:
+    """Write `settings.json`, the file whose presence marks a folder complete (see is_cached)."""
+    (folder / SETTINGS_FILE).write_text(json.dumps(description, indent=2, sort_keys=True) + "\n")
 
 
 def read_settings(folder: Path) -> dict[str, Any]:

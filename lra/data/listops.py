@@ -7,7 +7,6 @@ dropped, the rest is split on whitespace and mapped through a fixed vocabulary.
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import os
 import time
@@ -18,7 +17,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from lra.data.base import SPLITS, LRADataModule
-from lra.data.cache import SETTINGS_FILE, atomic_folder, cache_folder, cache_root, is_cached
+from lra.data.cache import atomic_folder, cache_folder, cache_root, is_cached, write_settings
 from lra.data.listops_generator import GENERATOR_VERSION, HEADER, ListOpsSpec, generate_listops
 
 log = logging.getLogger("lra.data")
@@ -214,7 +213,7 @@ class ListOpsDataModule(LRADataModule):
                     self.spec,
                     self.generate_workers,
                 )
-                (temporary / SETTINGS_FILE).write_text(json.dumps(settings, indent=2, sort_keys=True) + "\n")
+                write_settings(temporary, settings)
             log.info("ListOpsDataModule: generated the TSVs in %.1f s", time.perf_counter() - start)
         return {split: folder / f"basic_{split}.tsv" for split in SPLITS}
 

@@ -22,38 +22,56 @@ SPLITS = ("train", "val", "test")
 
 
 class RaggedDataset(Dataset):
-    """One cached split; item i = (token ids: a read-only memory-mapped slice, label: int)."""
+    """One cached split; item i = (token ids: a read-only memory-mapped slice, or one per tower; label: int)."""
 
-    def __init__(self, folder: Path, split: str) -> None:
+    def __init__(self, folder: Path, split: str, towers: int = 1) -> None:
         self.folder = folder
         self.split = split
-        self._data = RaggedSplit.open(folder, split)
+        self.towers = towers
+        self._data = RaggedSplit.open(folder, split, towers)
 
     def __len__(self) -> int:
         return len(self._data)
 
-    def __getitem__(self, index: int) -> tuple[np.ndarray, int]:
+    def __getitem__(self, index: int) -> tuple[Any, int]:
         return self._data[index]
+
+    @property
+    def data(self) -> RaggedSplit:
+        """The memory-mapped arrays behind this split."""
+        return self._data
 
     def __getstate__(self) -> dict[str, Any]:
         # Worker processes reopen the memory maps instead of receiving copies of the arrays.
-        return {"folder": self.folder, "split": self.split}
+        return {"folder": self.folder, "split": self.split, "towers": self.towers}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.folder = state["folder"]
-        self.split = state["split"]
-        self._data = RaggedSplit.open(self.folder, self.split)
+        self.__init__(state["folder"], state["split"], state["towers"])
+
+
+def pad(sequences: Sequence[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pad to the longest: tokens (B, L) int64 with 0 after each sequence, mask (B, L) bool (True = real)."""
+    lengths = torch.tensor([len(tokens) for tokens in sequences], dtype=torch.long)  # (B,)
+    padded = np.zeros((len(sequences), int(lengths.max())), dtype=np.int64)  # (B, L)
+    for row, tokens in enumerate(sequences):
+        padded[row, : len(tokens)] = tokens
+    mask = torch.arange(padded.shape[1]) < lengths[:, None]  # (B, L)
+    return torch.from_numpy(padded), mask
 
 
 def collate(batch: Sequence[tuple[np.ndarray, int]]) -> dict[str, torch.Tensor]:
     """Pad to the longest in the batch: tokens (B, L) int64, mask (B, L) bool (True = real), label (B,)."""
-    lengths = torch.tensor([len(tokens) for tokens, _ in batch], dtype=torch.long)  # (B,)
-    padded = np.zeros((len(batch), int(lengths.max())), dtype=np.int64)  # (B, L)
-    for row, (tokens, _) in enumerate(batch):
-        padded[row, : len(tokens)] = tokens
-    mask = torch.arange(padded.shape[1]) < lengths[:, None]  # (B, L)
+    tokens, mask = pad([tokens for tokens, _ in batch])
     labels = torch.tensor([label for _, label in batch], dtype=torch.long)  # (B,)
-    return {"tokens": torch.from_numpy(padded), "mask": mask, "label": labels}
+    return {"tokens": tokens, "mask": mask, "label": labels}
+
+
+def collate_pairs(batch: Sequence[tuple[tuple[np.ndarray, np.ndarray], int]]) -> dict[str, torch.Tensor]:
+    """Two-tower batches: tokens_a/mask_a and tokens_b/mask_b, each padded to its own longest, and label (B,)."""
+    tokens_a, mask_a = pad([pair[0] for pair, _ in batch])
+    tokens_b, mask_b = pad([pair[1] for pair, _ in batch])
+    labels = torch.tensor([label for _, label in batch], dtype=torch.long)  # (B,)
+    return {"tokens_a": tokens_a, "mask_a": mask_a, "tokens_b": tokens_b, "mask_b": mask_b, "label": labels}
 
 
 class LRADataModule(L.LightningDataModule, abc.ABC):
@@ -106,8 +124,11 @@ class LRADataModule(L.LightningDataModule, abc.ABC):
         """JSON-serialisable settings that determine the cached tokens (hashed into the folder name)."""
 
     @abc.abstractmethod
-    def examples(self, split: str) -> Iterable[tuple[Sequence[int] | np.ndarray, int]]:
-        """The (token ids, label) pairs of `split`, sequences already truncated to max_length."""
+    def examples(self, split: str) -> Iterable[tuple[Any, int]]:
+        """The (token ids, label) pairs of `split`, sequences already truncated to max_length.
+
+        Two-tower tasks yield ((token ids a, token ids b), label).
+        """
 
     # Shared.
 
@@ -120,6 +141,10 @@ class LRADataModule(L.LightningDataModule, abc.ABC):
     def two_tower(self) -> bool:
         """Whether a batch holds two sequences per example (Retrieval); single sequence here."""
         return False
+
+    def describe(self) -> str:
+        """One line for the log saying where the data came from and how it is split (tasks add detail)."""
+        return f"{type(self).__name__}: {self.cache_prefix}"
 
     @property
     def cache_path(self) -> Path:
@@ -135,7 +160,8 @@ class LRADataModule(L.LightningDataModule, abc.ABC):
             return
         log.info("%s: building the token cache at %s", type(self).__name__, folder)
         start = time.perf_counter()
-        write_cache(folder, settings, self.vocab_size, {split: self.examples(split) for split in SPLITS})
+        splits = {split: self.examples(split) for split in SPLITS}
+        write_cache(folder, settings, self.vocab_size, splits, towers=2 if self.two_tower else 1)
         log.info("%s: token cache built in %.1f s at %s", type(self).__name__, time.perf_counter() - start, folder)
 
     def setup(self, stage: str | None = None) -> None:
@@ -143,7 +169,9 @@ class LRADataModule(L.LightningDataModule, abc.ABC):
         folder = self.cache_path
         if not is_cached(folder):
             self.prepare_data()
-        self._datasets = {split: RaggedDataset(folder, split) for split in SPLITS}
+        towers = 2 if self.two_tower else 1
+        self._datasets = {split: RaggedDataset(folder, split, towers) for split in SPLITS}
+        log.info("%s", self.describe())
 
     def dataset(self, split: str) -> RaggedDataset:
         """The opened dataset of `split` (train, val or test)."""
@@ -169,7 +197,7 @@ class LRADataModule(L.LightningDataModule, abc.ABC):
             shuffle=shuffle,
             generator=generator,
             drop_last=False,
-            collate_fn=collate,
+            collate_fn=collate_pairs if self.two_tower else collate,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
             pin_memory=torch.cuda.is_available(),

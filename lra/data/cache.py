@@ -3,8 +3,9 @@
 Layout of `<root>/<prefix>-<hash>/` (hash = sha256 of the settings and FORMAT_VERSION):
 `settings.json`, and per split `<split>.tokens.npy` (all sequences end to end, uint8/uint16/uint32),
 `<split>.offsets.npy` (int64, N + 1: sequence i is tokens[offsets[i]:offsets[i + 1]]) and
-`<split>.labels.npy` (int64, N). Folders are built under a temporary sibling name and renamed into
-place, so a folder that exists is complete.
+`<split>.labels.npy` (int64, N). A two-tower dataset (Retrieval: two documents per example) has
+`<split>.tokens_a.npy`/`<split>.offsets_a.npy` and `..._b.npy` instead of one tokens/offsets pair.
+Folders are built under a temporary sibling name and renamed into place, so a folder that exists is complete.
 """
 
 from __future__ import annotations
@@ -78,33 +79,49 @@ def atomic_folder(final: Path) -> Iterator[Path]:
         shutil.rmtree(temporary, ignore_errors=True)
 
 
-class RaggedBuilder:
-    """Collects one split's token sequences end to end, with their offsets and labels."""
+def tower_suffixes(towers: int) -> tuple[str, ...]:
+    """File-name suffixes of each sequence of an example: ("",) for one tower, ("_a", "_b") for two."""
+    if towers == 1:
+        return ("",)
+    if towers == 2:
+        return ("_a", "_b")
+    raise ValueError(f"towers must be 1 or 2, got {towers!r}")
 
-    def __init__(self, vocab_size: int) -> None:
+
+class RaggedBuilder:
+    """Collects one split's token sequences end to end (one ragged array per tower), with offsets and labels."""
+
+    def __init__(self, vocab_size: int, towers: int = 1) -> None:
         self.vocab_size = vocab_size
         self.dtype = token_dtype(vocab_size)
-        self._tokens = array.array(_TYPECODES[self.dtype])
-        self._offsets = [0]
+        self.suffixes = tower_suffixes(towers)
+        self._tokens = [array.array(_TYPECODES[self.dtype]) for _ in self.suffixes]
+        self._offsets: list[list[int]] = [[0] for _ in self.suffixes]
         self._labels: list[int] = []
 
-    def append(self, tokens: Sequence[int] | np.ndarray, label: int) -> None:
-        if isinstance(tokens, np.ndarray):
-            self._tokens.frombytes(tokens.astype(self.dtype, copy=False).tobytes())
-        else:
-            self._tokens.extend(tokens)
-        self._offsets.append(len(self._tokens))
+    def append(self, tokens: Sequence[int] | np.ndarray | tuple[Sequence[int] | np.ndarray, ...], label: int) -> None:
+        """Add one example: its token ids (one tower) or a tuple of one sequence per tower, and its label."""
+        sequences = tokens if len(self.suffixes) > 1 else (tokens,)
+        if len(sequences) != len(self.suffixes):
+            raise ValueError(f"expected {len(self.suffixes)} sequences per example, got {len(sequences)}")
+        for buffer, offsets, sequence in zip(self._tokens, self._offsets, sequences, strict=True):
+            if isinstance(sequence, np.ndarray):
+                buffer.frombytes(sequence.astype(self.dtype, copy=False).tobytes())
+            else:
+                buffer.extend(sequence)
+            offsets.append(len(buffer))
         self._labels.append(label)
 
     def __len__(self) -> int:
         return len(self._labels)
 
     def save(self, folder: Path, split: str) -> None:
-        tokens = np.frombuffer(self._tokens, dtype=self.dtype) if self._tokens else np.zeros(0, self.dtype)
-        if tokens.size and int(tokens.max()) >= self.vocab_size:
-            raise ValueError(f"split {split!r} has token id {int(tokens.max())} >= vocab_size {self.vocab_size}")
-        np.save(folder / f"{split}.tokens.npy", tokens)
-        np.save(folder / f"{split}.offsets.npy", np.asarray(self._offsets, dtype=np.int64))
+        for suffix, buffer, offsets in zip(self.suffixes, self._tokens, self._offsets, strict=True):
+            tokens = np.frombuffer(buffer, dtype=self.dtype) if buffer else np.zeros(0, self.dtype)
+            if tokens.size and int(tokens.max()) >= self.vocab_size:
+                raise ValueError(f"split {split!r} has token id {int(tokens.max())} >= vocab_size {self.vocab_size}")
+            np.save(folder / f"{split}.tokens{suffix}.npy", tokens)
+            np.save(folder / f"{split}.offsets{suffix}.npy", np.asarray(offsets, dtype=np.int64))
         np.save(folder / f"{split}.labels.npy", np.asarray(self._labels, dtype=np.int64))
 
 
@@ -112,13 +129,14 @@ def write_cache(
     folder: Path,
     settings: Mapping[str, Any],
     vocab_size: int,
-    splits: Mapping[str, Iterable[tuple[Sequence[int] | np.ndarray, int]]],
+    splits: Mapping[str, Iterable[tuple[Any, int]]],
+    towers: int = 1,
 ) -> None:
-    """Build the cache folder atomically from each split's (tokens, label) pairs."""
+    """Build the cache folder atomically from each split's (tokens, label) pairs; tokens = (a, b) with two towers."""
     with atomic_folder(folder) as temporary:
         sizes = {}
         for split, examples in splits.items():
-            builder = RaggedBuilder(vocab_size)
+            builder = RaggedBuilder(vocab_size, towers)
             for tokens, label in examples:
                 builder.append(tokens, label)
             builder.save(temporary, split)
@@ -126,6 +144,7 @@ def write_cache(
         description = {
             "format_version": FORMAT_VERSION,
             "vocab_size": vocab_size,
+            "towers": towers,
             "dtype": token_dtype(vocab_size).name,
             "sizes": sizes,
             "settings": settings,
@@ -145,27 +164,40 @@ def read_settings(folder: Path) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class RaggedSplit:
-    """One split read back memory-mapped: sequence i is tokens[offsets[i]:offsets[i + 1]], label labels[i]."""
+    """One split read back memory-mapped: example i's sequence in tower t is
+    tokens[t][offsets[t][i]:offsets[t][i + 1]], its label labels[i]."""
 
-    tokens: np.ndarray
-    offsets: np.ndarray
+    tokens: tuple[np.ndarray, ...]
+    offsets: tuple[np.ndarray, ...]
     labels: np.ndarray
 
     @classmethod
-    def open(cls, folder: Path, split: str) -> RaggedSplit:
-        arrays = {}
-        for name in ("tokens", "offsets", "labels"):
+    def open(cls, folder: Path, split: str, towers: int = 1) -> RaggedSplit:
+        def load(name: str) -> np.ndarray:
             path = folder / f"{split}.{name}.npy"
             if not path.is_file():
                 raise FileNotFoundError(f"token cache {folder} has no {path.name}; delete the folder to rebuild it")
-            arrays[name] = np.load(path, mmap_mode="r")
-        return cls(**arrays)
+            return np.load(path, mmap_mode="r")
+
+        suffixes = tower_suffixes(towers)
+        return cls(
+            tokens=tuple(load(f"tokens{suffix}") for suffix in suffixes),
+            offsets=tuple(load(f"offsets{suffix}") for suffix in suffixes),
+            labels=load("labels"),
+        )
 
     def __len__(self) -> int:
         return len(self.labels)
 
-    def __getitem__(self, index: int) -> tuple[np.ndarray, int]:
-        return self.tokens[self.offsets[index] : self.offsets[index + 1]], int(self.labels[index])
+    def __getitem__(self, index: int) -> tuple[np.ndarray | tuple[np.ndarray, ...], int]:
+        """(token ids, label); token ids are a tuple of one array per tower when there are two towers."""
+        pairs = zip(self.tokens, self.offsets, strict=True)
+        sequences = tuple(tokens[offsets[index] : offsets[index + 1]] for tokens, offsets in pairs)
+        return (sequences if len(sequences) > 1 else sequences[0]), int(self.labels[index])
+
+    def lengths(self, tower: int = 0) -> np.ndarray:
+        """(N,) sequence lengths of one tower, without reading the tokens."""
+        return np.diff(self.offsets[tower])
 
 
 def _settings_json(settings: Mapping[str, Any]) -> str:

@@ -18,6 +18,7 @@ import numpy as np
 
 from lra.data.base import SPLITS, LRADataModule
 from lra.data.cache import atomic_folder, cache_folder, cache_root, is_cached, write_settings
+from lra.data.layout import RELEASE_URL, find_layout, release_layouts
 from lra.data.listops_generator import GENERATOR_VERSION, HEADER, ListOpsSpec, generate_listops
 
 log = logging.getLogger("lra.data")
@@ -34,8 +35,7 @@ VOCAB: dict[str, int] = {
 VOCAB_SIZE = 16
 NUM_CLASSES = 10
 # Where basic_{train,val,test}.tsv may sit under a root, in the order they are looked for.
-LAYOUTS = (".", "listops-1000", "lra_release/listops-1000", "lra_release/lra_release/listops-1000")
-RELEASE_URL = "https://storage.googleapis.com/long-range-arena/lra_release.gz"
+LAYOUTS = release_layouts("listops-1000")
 
 _CLEAN = str.maketrans({"(": None, ")": None, "]": "X"})
 _LABELS = {str(label): label for label in range(NUM_CLASSES)}
@@ -93,21 +93,18 @@ def tokenize_listops(source: str, max_length: int | None = None, where: str = "L
 
 def find_listops_files(root: str | os.PathLike[str]) -> dict[str, Path]:
     """{split: path} of basic_{train,val,test}.tsv under `root` in any accepted layout (see LAYOUTS)."""
-    root = Path(root).expanduser()
-    candidates = [{split: root / layout / f"basic_{split}.tsv" for split in SPLITS} for layout in LAYOUTS]
-    for files in candidates:
-        if all(path.is_file() for path in files.values()):
-            return {split: Path(os.path.normpath(path)) for split, path in files.items()}
-    looked_at = "\n".join(f"  {os.path.normpath(path)}" for files in candidates for path in files.values())
-    problem = f"the folder {root} does not exist" if not root.is_dir() else f"no complete set of files under {root}"
-    layouts = ", ".join(str(Path("ROOT") / layout) for layout in LAYOUTS)
-    raise FileNotFoundError(
-        f"ListOps data not found: {problem}. Looked at:\n{looked_at}\n"
-        f"Expected basic_train.tsv, basic_val.tsv and basic_test.tsv (TSV, header 'Source<TAB>Target') "
-        f"together in one of {layouts}. They come from the official LRA release {RELEASE_URL} (unpack it "
-        f"and pass the unpacked folder), or from `lra data generate listops --out DIR` (pass DIR); or leave "
-        f"data.root unset to generate and cache them automatically."
+    names = [f"basic_{split}.tsv" for split in SPLITS]
+    folder = find_layout(
+        root,
+        "ListOps",
+        LAYOUTS,
+        names,
+        "basic_train.tsv, basic_val.tsv and basic_test.tsv (TSV, header 'Source<TAB>Target')",
+        f"They come from the official LRA release {RELEASE_URL} (unpack it and pass the unpacked folder), or "
+        f"from `lra data generate listops --out DIR` (pass DIR); or leave data.root unset to generate and cache "
+        f"them automatically.",
     )
+    return {split: folder / name for split, name in zip(SPLITS, names, strict=True)}
 
 
 class ListOpsDataModule(LRADataModule):

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from lra.data.base import RaggedDataset, collate
+from lra.data.base import RaggedDataset, collate, collate_pairs
 from lra.data.cache import (
     FORMAT_VERSION,
     RaggedSplit,
@@ -68,9 +68,9 @@ def test_written_splits_read_back_memory_mapped(tmp_path: Path, vocab_size: int)
     assert description["sizes"] == {"train": 3, "val": 1, "test": 2}
     for split, examples in EXAMPLES.items():
         data = RaggedSplit.open(folder, split)
-        assert isinstance(data.tokens, np.memmap)
-        assert data.tokens.dtype == token_dtype(vocab_size)
-        assert data.offsets.dtype == np.int64 and data.labels.dtype == np.int64
+        assert len(data.tokens) == 1 and isinstance(data.tokens[0], np.memmap)
+        assert data.tokens[0].dtype == token_dtype(vocab_size)
+        assert data.offsets[0].dtype == np.int64 and data.labels.dtype == np.int64
         assert len(data) == len(examples)
         for index, (tokens, label) in enumerate(examples):
             got_tokens, got_label = data[index]
@@ -133,3 +133,52 @@ def test_dataset_pickles_by_reopening_the_memory_maps(tmp_path: Path) -> None:
         ([4, 5], 1),
         ([6], 2),
     ]
+
+
+PAIRS = {
+    "train": [(([1, 2, 3], [4]), 1), ((np.array([5], dtype=np.int64), [6, 7]), 0)],
+    "val": [(([8], [9, 10, 11]), 1)],
+    "test": [(([12, 13], [14]), 0)],
+}
+
+
+def test_two_tower_splits_keep_both_sequences_and_one_label_array(tmp_path: Path) -> None:
+    folder = tmp_path / "cache-pairs"
+    write_cache(folder, {"task": "pairs"}, 300, PAIRS, towers=2)
+    assert read_settings(folder)["towers"] == 2
+    assert sorted(path.name for path in folder.glob("train.*")) == [
+        "train.labels.npy",
+        "train.offsets_a.npy",
+        "train.offsets_b.npy",
+        "train.tokens_a.npy",
+        "train.tokens_b.npy",
+    ]
+    dataset = RaggedDataset(folder, "train", towers=2)
+    copy = pickle.loads(pickle.dumps(dataset))
+    for data in (dataset, copy):
+        (a, b), label = data[0]
+        assert (a.tolist(), b.tolist(), label) == ([1, 2, 3], [4], 1)
+        (a, b), label = data[1]
+        assert (a.tolist(), b.tolist(), label) == ([5], [6, 7], 0)
+    assert dataset.data.lengths(0).tolist() == [3, 1] and dataset.data.lengths(1).tolist() == [1, 2]
+
+
+def test_a_two_tower_example_must_have_two_sequences(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="expected 2 sequences per example, got 3"):
+        write_cache(tmp_path / "bad", {}, 16, {"train": [(([1], [2], [3]), 0)]}, towers=2)
+    with pytest.raises(ValueError, match="towers must be 1 or 2, got 3"):
+        write_cache(tmp_path / "bad", {}, 16, {"train": []}, towers=3)
+
+
+def test_collate_pairs_pads_each_tower_to_its_own_longest() -> None:
+    batch = [
+        ((np.array([1, 2, 3], dtype=np.uint8), np.array([4], dtype=np.uint8)), 1),
+        ((np.array([5], dtype=np.uint8), np.array([6, 7], dtype=np.uint8)), 0),
+    ]
+    out = collate_pairs(batch)
+    assert set(out) == {"tokens_a", "mask_a", "tokens_b", "mask_b", "label"}
+    assert out["tokens_a"].tolist() == [[1, 2, 3], [5, 0, 0]]
+    assert out["mask_a"].tolist() == [[True, True, True], [True, False, False]]
+    assert out["tokens_b"].tolist() == [[4, 0], [6, 7]]
+    assert out["mask_b"].tolist() == [[True, False], [True, True]]
+    assert out["label"].tolist() == [1, 0]

@@ -142,6 +142,15 @@ class LRADataModule(L.LightningDataModule, abc.ABC):
         """Whether a batch holds two sequences per example (Retrieval); single sequence here."""
         return False
 
+    @property
+    def fixed_length(self) -> bool:
+        """Whether every sequence is exactly max_length tokens (image tasks: no padding at all)."""
+        return False
+
+    def reference_sizes(self) -> dict[str, int] | None:
+        """The split sizes reference/lra.md gives for this data (checked by `lra data verify`); None if custom."""
+        return None
+
     def describe(self) -> str:
         """One line for the log saying where the data came from and how it is split (tasks add detail)."""
         return f"{type(self).__name__}: {self.cache_prefix}"

@@ -1,0 +1,1 @@
+"""Writers of small data sets in each task's official on-disk layout (good and malformed), shared by the tests."""

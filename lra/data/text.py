@@ -48,10 +48,22 @@ def find_imdb_folder(root: str | os.PathLike[str]) -> Path:
     )
 
 
-def _review_order(path: Path) -> tuple[bool, int, str]:
+def _review_order(entry: os.DirEntry[str]) -> tuple[bool, int, str]:
     # `<id>_<rating>.txt` by numeric id (so 2 before 10); any other name after those, by name.
-    prefix = path.name.split("_", 1)[0]
-    return (not prefix.isdigit(), int(prefix) if prefix.isdigit() else 0, path.name)
+    prefix = entry.name.split("_", 1)[0]
+    return (not prefix.isdecimal(), int(prefix) if prefix.isdecimal() else 0, entry.name)
+
+
+def _review_entries(folder: Path) -> list[os.DirEntry[str]]:
+    with os.scandir(folder) as entries:
+        reviews = sorted(
+            (entry for entry in entries if entry.name.endswith(".txt") and entry.is_file()), key=_review_order
+        )
+    if not reviews:
+        raise FileNotFoundError(
+            f"{folder} holds no reviews: expected <id>_<rating>.txt files (the Stanford IMDB release {IMDB_URL})"
+        )
+    return reviews
 
 
 def review_files(folder: Path) -> list[Path]:
@@ -59,12 +71,7 @@ def review_files(folder: Path) -> list[Path]:
 
     Raises FileNotFoundError when the folder holds no review.
     """
-    files = sorted((path for path in folder.glob("*.txt") if path.is_file()), key=_review_order)
-    if not files:
-        raise FileNotFoundError(
-            f"{folder} holds no reviews: expected <id>_<rating>.txt files (the Stanford IMDB release {IMDB_URL})"
-        )
-    return files
+    return [Path(entry.path) for entry in _review_entries(folder)]
 
 
 def list_reviews(folder: Path, split: str) -> list[Review]:
@@ -105,7 +112,7 @@ def split_train(labels: Sequence[int], val_fraction: float, seed: int) -> tuple[
 
 def fingerprint(folder: Path) -> dict[str, Any]:
     """A cheap stand-in for one folder's reviews (no contents read): file count, total bytes, newest mtime."""
-    stats = [path.stat() for path in review_files(folder)]
+    stats = [entry.stat() for entry in _review_entries(folder)]
     return {
         "path": str(folder.resolve()),
         "files": len(stats),

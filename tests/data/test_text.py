@@ -74,10 +74,10 @@ def test_empty_document_is_an_error() -> None:
 
 
 def test_reviews_are_ordered_by_numeric_id_and_other_files_ignored(tmp_path: Path) -> None:
-    for name in ("10_1.txt", "2_3.txt", "1_9.txt", "notes.txt", "11_2.txt.bak", "labeledBow.feat"):
+    for name in ("10_1.txt", "2_3.txt", "1_9.txt", "notes.txt", "²_5.txt", "11_2.txt.bak", "labeledBow.feat"):
         (tmp_path / name).write_bytes(b"x")
     (tmp_path / "3_4.txt").mkdir()  # a folder, not a review
-    assert [path.name for path in review_files(tmp_path)] == ["1_9.txt", "2_3.txt", "10_1.txt", "notes.txt"]
+    assert [path.name for path in review_files(tmp_path)] == ["1_9.txt", "2_3.txt", "10_1.txt", "notes.txt", "²_5.txt"]
 
 
 def test_folder_without_reviews_is_an_error(tmp_path: Path) -> None:

@@ -34,6 +34,7 @@ VOCAB: dict[str, int] = {
 }
 VOCAB_SIZE = 16
 NUM_CLASSES = 10
+OFFICIAL_SIZES = {"train": 96_000, "val": 2_000, "test": 2_000}
 # Where basic_{train,val,test}.tsv may sit under a root, in the order they are looked for.
 LAYOUTS = release_layouts("listops-1000")
 
@@ -156,6 +157,15 @@ class ListOpsDataModule(LRADataModule):
     @property
     def cache_prefix(self) -> str:
         return "listops-generated" if self.root is None else "listops-official"
+
+    def reference_sizes(self) -> dict[str, int]:
+        if self.root is None:
+            return {"train": self.num_train, "val": self.num_val, "test": self.num_test}
+        return dict(OFFICIAL_SIZES)
+
+    def describe(self) -> str:
+        source = f"official TSVs under {self.root}" if self.root is not None else f"generated (seed {self.seed})"
+        return f"ListOps, {source}; validation: the val split; max_length {self.max_length}"
 
     def cache_settings(self) -> dict[str, Any]:
         if self.root is None:

@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import argparse
 import logging
 import sys
-import time
 import warnings
-from pathlib import Path
 
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import ArgsType, LightningArgumentParser, LightningCLI
 
 from lra.data import LRADataModule
-from lra.data.listops_generator import ListOpsSpec, generate_listops
 from lra.module import LRAClassifier
 
 LINKED_FROM_DATA = ("vocab_size", "num_classes", "max_length", "two_tower")
@@ -27,7 +23,7 @@ class LRACLI(LightningCLI):
     from that best checkpoint (`--test_after_fit false` turns it off).
     """
 
-    def __init__(self, args: ArgsType = None) -> None:
+    def __init__(self, args: ArgsType = None, run: bool = True) -> None:
         super().__init__(
             LRAClassifier,
             LRADataModule,
@@ -35,6 +31,7 @@ class LRACLI(LightningCLI):
             auto_configure_optimizers=False,
             save_config_kwargs={"overwrite": True},
             args=args,
+            run=run,
         )
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
@@ -100,44 +97,13 @@ def lightning_main(args: ArgsType = None) -> None:
     LRACLI(args=args)
 
 
-def data_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="lra data", description="Generate, prepare and check LRA data.")
-    commands = parser.add_subparsers(dest="command", required=True)
-    generate = commands.add_parser("generate", help="generate a synthetic task in its official file format")
-    tasks = generate.add_subparsers(dest="task", required=True)
-    listops = tasks.add_parser("listops", help="ListOps: basic_{train,val,test}.tsv (official algorithm)")
-    listops.add_argument("--out", type=Path, required=True, help="folder to write basic_{train,val,test}.tsv into")
-    listops.add_argument("--train", type=int, default=96_000, help="number of training examples")
-    listops.add_argument("--val", type=int, default=2_000, help="number of validation examples")
-    listops.add_argument("--test", type=int, default=2_000, help="number of test examples")
-    listops.add_argument("--seed", type=int, default=0)
-    listops.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
-    defaults = ListOpsSpec()
-    listops.add_argument("--max-depth", type=int, default=defaults.max_depth, help="tree depth limit")
-    listops.add_argument("--max-args", type=int, default=defaults.max_args, help="most arguments per operator")
-    listops.add_argument("--min-length", type=int, default=defaults.min_length, help="keep trees longer than this")
-    listops.add_argument("--max-length", type=int, default=defaults.max_length, help="keep trees shorter than this")
-    return parser
-
-
-def data_main(argv: list[str]) -> int:
-    """`lra data generate listops --out DIR ...`."""
-    args = data_parser().parse_args(argv)
-    spec = ListOpsSpec(args.max_depth, args.max_args, args.min_length, args.max_length)
-    start = time.perf_counter()
-    paths = generate_listops(args.out, args.train, args.val, args.test, args.seed, spec, args.workers)
-    elapsed = time.perf_counter() - start
-    total = args.train + args.val + args.test
-    for split, path in paths.items():
-        print(f"{split}: {path}")
-    print(f"generated {total} examples in {elapsed:.1f} s ({total / elapsed:.0f} examples/s)")
-    return 0
-
-
 def main(argv: list[str] | None = None) -> int:
     """`lra fit|validate|test|predict ...` (LightningCLI), `lra data ...`, `lra bench ...`."""
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["data"]:
+        from lra.data.commands import main as data_main
+
+        show_harness_logs()
         return data_main(argv[1:])
     if argv[:1] == ["bench"]:
         from lra.bench import main as bench_main

@@ -7,6 +7,7 @@ import importlib
 BENCHMARKS = {
     "attention": "lra.bench.attention",
     "listops": "lra.bench.listops",
+    "pathfinder": "lra.bench.pathfinder",
 }
 
 

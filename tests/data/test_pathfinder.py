@@ -336,3 +336,29 @@ def test_split_seed_changes_an_official_cache(tmp_path: Path) -> None:
 def test_bad_arguments_are_errors(change: dict[str, object], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         PathfinderDataModule(**change)  # type: ignore[arg-type]
+
+
+def test_generated_data_is_cached_then_reused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    data = ready(make(tmp_path, None, num_images=40, difficulty=6, seed=2))
+    names = sorted(path.name.rsplit("-", 1)[0] for path in (tmp_path / "cache").iterdir())
+    assert names == ["pathfinder-generated-png", "pathfinder32-curv_baseline-generated"]
+    level = data.level_folder()
+    assert level.parts[-2:] == ("pathfinder32", "curv_baseline")
+    images = read_pathfinder_index(level, 32, 6)
+    assert len(images) == 40
+    val = data.dataset("val")
+    for row, index in enumerate(split_indices(40, seed=2)["val"]):
+        tokens, label = val[row]
+        assert label == images[index].label
+        assert np.array_equal(tokens, decode_png(images[index].path, 32))
+    assert read_settings(data.cache_path)["sizes"] == {"train": 32, "val": 4, "test": 4}
+    assert data.describe() == "Pathfinder 32×32 curv_baseline (generated, seed 2): 32/4/4 (80/10/10, split seed 2)"
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the cache should have been hit")
+
+    for name in ("read_pathfinder_index", "decode_pngs", "generate_pathfinder"):
+        monkeypatch.setattr(pathfinder_module, name, refuse)
+    again = ready(make(tmp_path, None, num_images=40, difficulty=6, seed=2))
+    assert again.cache_path == data.cache_path
+    assert np.array_equal(again.dataset("val")[0][0], val[0][0])

@@ -54,6 +54,9 @@ DISTRACTOR_TRIES = 5
 ACCEPT_BELOW = round(1.8 * FULL)  # 459
 FREE_UP_TO = math.floor(0.3 * FULL)  # 76
 MIN_TOTAL_WEIGHT = 1e-4 * FULL
+# Turns the continuity rules out get weight cos²(π/2) ≈ 3.7e-33 in floating point rather than 0; such
+# candidates are left out (the release would draw one with probability ~1e-31 per step).
+NEGLIGIBLE_WEIGHT = 1e-12
 # A distractor's seed gives up when less than this fraction of the image is free.
 MIN_FREE_FRACTION = 0.01
 # Target pairs restart from scratch on any failure; this many failures in a row means the parameters cannot work.
@@ -142,8 +145,8 @@ class _Choice(NamedTuple):
 
 class _Step(NamedTuple):
     """Growth from a pivot along one direction: the look-ahead (D·sin, D·cos), D = L + 2m, and the candidates
-    with a positive turn weight cos²(min(continuity·δ, π/2)), as (weight, flat offset into the crowding plane)
-    pairs and as choices."""
+    the turn allows (turn weight cos²(min(continuity·δ, π/2)) above NEGLIGIBLE_WEIGHT), as (weight, flat offset
+    into the crowding plane) pairs and as choices."""
 
     dy: float
     dx: float
@@ -205,7 +208,7 @@ class _Geometry:
             turn = np.abs(self._circle_angles - angle)
             turn = np.minimum(turn, 2 * np.pi - turn)
             weights = np.maximum(np.cos(np.minimum(turn * self.params.continuity, np.pi / 2)), 0.0) ** 2
-            kept = [index for index, weight in enumerate(weights.tolist()) if weight > 0]
+            kept = [index for index, weight in enumerate(weights.tolist()) if weight > NEGLIGIBLE_WEIGHT]
             step = _Step(
                 dy=self.look_ahead * math.sin(angle),
                 dx=self.look_ahead * math.cos(angle),

@@ -15,8 +15,6 @@ import itertools
 import math
 import multiprocessing
 import os
-import struct
-import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache, cached_property
@@ -24,6 +22,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
+from PIL import Image
 
 from lra.data.pathfinder_stamps import (
     FULL,
@@ -517,24 +516,6 @@ def generate_image(rng: np.random.Generator, params: PathfinderParams, contour_l
     return render_pathfinder(rng, params, contour_length, label).image
 
 
-def png_bytes(image: np.ndarray) -> bytes:
-    """A (H, W) uint8 array as an 8-bit grayscale PNG (no row filters): Pillow's own encoder costs far more."""
-    height, width = image.shape
-    rows = np.zeros((height, width + 1), dtype=np.uint8)  # a leading 0 per row: filter type "None"
-    rows[:, 1:] = image
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", header)
-        + chunk(b"IDAT", zlib.compress(rows.tobytes(), 6))
-        + chunk(b"IEND", b"")
-    )
-
-
 def metadata_line(
     shard: int, index: int, label: int, params: PathfinderParams, contour_length: int, margin: int
 ) -> str:
@@ -561,7 +542,7 @@ def _write_shard(task: tuple[Path, int, int, int, int, int]) -> int:
     for index in range(count):
         label = draws.below(2)
         sample = _render(draws, params, difficulty, label)
-        (folder / f"sample_{index}.png").write_bytes(png_bytes(sample.image))
+        Image.fromarray(sample.image).save(folder / f"sample_{index}.png", compress_level=1)
         lines.append(metadata_line(shard, index, label, params, difficulty, sample.margin) + "\n")
     (level / "metadata").mkdir(parents=True, exist_ok=True)
     with open(level / "metadata" / f"{shard}.npy", "w", encoding="ascii", newline="\n") as file:

@@ -5,7 +5,6 @@ The statistics are those measured on the original generator at 32 px, hard (path
 
 from __future__ import annotations
 
-import io
 import math
 from pathlib import Path
 
@@ -24,7 +23,6 @@ from lra.data.pathfinder_generator import (
     generate_image,
     generate_pathfinder,
     params_for,
-    png_bytes,
     render_pathfinder,
 )
 from lra.data.pathfinder_stamps import ANTIALIAS, FULL, dilate, marker
@@ -148,14 +146,6 @@ def test_marker_window_equals_the_whole_image_draw(size: int, centre: tuple[int,
     drawn = np.zeros((size, size), dtype=np.uint8)
     drawn[window] = levels
     assert np.array_equal(drawn, whole)
-
-
-@pytest.mark.parametrize("shape", [(32, 32), (5, 7), (1, 1)])
-def test_png_bytes_round_trip_through_pillow(shape: tuple[int, int]) -> None:
-    image = np.random.default_rng(0).integers(0, 256, shape, dtype=np.uint8)
-    with Image.open(io.BytesIO(png_bytes(image))) as decoded:
-        assert decoded.mode == "L"
-        assert np.array_equal(np.asarray(decoded), image)
 
 
 def test_release_layout_and_metadata(level: Path) -> None:

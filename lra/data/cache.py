@@ -14,15 +14,19 @@ import array
 import contextlib
 import hashlib
 import json
+import logging
 import os
 import shutil
+import time
 import uuid
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+log = logging.getLogger("lra.data")
 
 # Bumped whenever the layout or meaning of cached arrays changes; part of every folder's hash.
 FORMAT_VERSION = 1
@@ -150,6 +154,23 @@ def write_cache(
             "settings": settings,
         }
         write_settings(temporary, description)
+
+
+def generated_folder(folder: Path, settings: Mapping[str, Any], generate: Callable[[Path], object], what: str) -> Path:
+    """`folder` of generated files: reused when complete, else filled by `generate(temporary)` and renamed in place.
+
+    `what` names the files in the log ("generating <what> into ...").
+    """
+    if is_cached(folder):
+        log.debug("reusing the generated %s at %s", what, folder)
+        return folder
+    log.info("generating %s into %s", what, folder)
+    start = time.perf_counter()
+    with atomic_folder(folder) as temporary:
+        generate(temporary)
+        write_settings(temporary, settings)
+    log.info("generated the %s in %.1f s", what, time.perf_counter() - start)
+    return folder
 
 
 def write_settings(folder: Path, description: Mapping[str, Any]) -> None:

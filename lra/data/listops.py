@@ -9,7 +9,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -17,7 +16,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from lra.data.base import SPLITS, LRADataModule
-from lra.data.cache import atomic_folder, cache_folder, cache_root, is_cached, write_settings
+from lra.data.cache import cache_folder, cache_root, generated_folder
 from lra.data.layout import RELEASE_URL, find_layout, release_layouts
 from lra.data.listops_generator import GENERATOR_VERSION, HEADER, ListOpsSpec, generate_listops
 
@@ -196,32 +195,14 @@ class ListOpsDataModule(LRADataModule):
         if self.root is not None:
             return find_listops_files(self.root)
         settings = self.generation_settings()
-        folder = cache_folder(cache_root(self.cache_dir), "listops-generated-tsv", settings)
-        if is_cached(folder):
-            log.debug("ListOpsDataModule: reusing the generated TSVs at %s", folder)
-        else:
-            log.info(
-                "ListOpsDataModule: generating %d/%d/%d ListOps examples (seed %d, %s) into %s",
-                self.num_train,
-                self.num_val,
-                self.num_test,
-                self.seed,
-                self.spec,
-                folder,
-            )
-            start = time.perf_counter()
-            with atomic_folder(folder) as temporary:
-                generate_listops(
-                    temporary,
-                    self.num_train,
-                    self.num_val,
-                    self.num_test,
-                    self.seed,
-                    self.spec,
-                    self.generate_workers,
-                )
-                write_settings(temporary, settings)
-            log.info("ListOpsDataModule: generated the TSVs in %.1f s", time.perf_counter() - start)
+        folder = generated_folder(
+            cache_folder(cache_root(self.cache_dir), "listops-generated-tsv", settings),
+            settings,
+            lambda out: generate_listops(
+                out, self.num_train, self.num_val, self.num_test, self.seed, self.spec, self.generate_workers
+            ),
+            f"{self.num_train}/{self.num_val}/{self.num_test} ListOps examples (seed {self.seed}, {self.spec})",
+        )
         return {split: folder / f"basic_{split}.tsv" for split in SPLITS}
 
     def examples(self, split: str) -> Iterator[tuple[np.ndarray, int]]:

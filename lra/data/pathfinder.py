@@ -12,7 +12,6 @@ import itertools
 import logging
 import multiprocessing
 import os
-import time
 import warnings
 from collections import deque
 from collections.abc import Iterator, Sequence
@@ -24,7 +23,7 @@ import numpy as np
 from PIL import Image
 
 from lra.data.base import LRADataModule
-from lra.data.cache import atomic_folder, cache_folder, cache_root, is_cached, read_settings, write_settings
+from lra.data.cache import cache_folder, cache_root, generated_folder, is_cached, read_settings
 from lra.data.layout import RELEASE_URL, find_layout
 from lra.data.pathfinder_generator import DIFFICULTIES, GENERATOR_VERSION, RESOLUTIONS, generate_pathfinder
 
@@ -321,32 +320,14 @@ class PathfinderDataModule(LRADataModule):
         if self.root is not None:
             return find_pathfinder_level(self.root, self.resolution, self.difficulty)
         settings = self.generation_settings()
-        folder = cache_folder(cache_root(self.cache_dir), "pathfinder-generated-png", settings)
-        if is_cached(folder):
-            log.debug("PathfinderDataModule: reusing the generated images at %s", folder)
-        else:
-            log.info(
-                "PathfinderDataModule: generating %d Pathfinder images (%d×%d, %s, seed %d) into %s",
-                self.num_images,
-                self.resolution,
-                self.resolution,
-                self.level,
-                self.seed,
-                folder,
-            )
-            start = time.perf_counter()
-            with atomic_folder(folder) as temporary:
-                generate_pathfinder(
-                    temporary,
-                    self.resolution,
-                    self.difficulty,
-                    self.num_images,
-                    self.seed,
-                    self.workers,
-                    GENERATED_SHARD_SIZE,
-                )
-                write_settings(temporary, settings)
-            log.info("PathfinderDataModule: generated the images in %.1f s", time.perf_counter() - start)
+        folder = generated_folder(
+            cache_folder(cache_root(self.cache_dir), "pathfinder-generated-png", settings),
+            settings,
+            lambda out: generate_pathfinder(
+                out, self.resolution, self.difficulty, self.num_images, self.seed, self.workers, GENERATED_SHARD_SIZE
+            ),
+            f"{self.num_images} Pathfinder images ({self.resolution}px, {self.level}, seed {self.seed})",
+        )
         return folder / f"pathfinder{self.resolution}" / self.level
 
     def examples(self, split: str) -> Iterator[tuple[np.ndarray, int]]:

@@ -30,6 +30,13 @@ FIXTURES: dict[str, Callable[[Path], Path]] = {
     "pathfinder": write_pathfinder,
     "pathx": lambda root: write_pathfinder(root, resolution=128, n=20),
 }
+SAYS = {
+    "text": "validation: seeded 10% slice of train, per class (seed 0)",
+    "retrieval": "validation: the eval split",
+    "image": "val = the last 10% of the training batches",
+    "pathfinder": "Pathfinder 32×32 curv_contour_length_14 (official",
+    "pathx": "Path-X 128×128 curv_contour_length_14 (official",
+}
 STEPS = [
     "--trainer.max_steps", "4",
     "--trainer.val_check_interval", "2",
@@ -91,6 +98,7 @@ def test_task_trains_end_to_end_through_the_cli(task: str, tmp_path: Path) -> No
     )
     assert result.returncode == 0, result.stderr[-4000:]
     assert "building the token cache" in result.stderr
+    assert SAYS[task] in result.stderr  # the run says which data and validation split it used
     run_dir = tmp_path / "runs" / task / "version_0"
     assert len(list((run_dir / "checkpoints").glob("best-*.ckpt"))) == 1
     assert {"train/loss", "val/acc", "test/acc"} <= events(run_dir)

@@ -8,6 +8,7 @@ tokens (row-major, vocabulary 256, no padding: 0 is a black pixel). The images, 
 
 from __future__ import annotations
 
+import functools
 import itertools
 import logging
 import multiprocessing
@@ -330,12 +331,18 @@ class PathfinderDataModule(LRADataModule):
         )
         return folder / f"pathfinder{self.resolution}" / self.level
 
-    def examples(self, split: str) -> Iterator[tuple[np.ndarray, int]]:
+    @functools.cached_property
+    def split_images(self) -> dict[str, list[PathfinderImage]]:
+        """{split: its images in order}: the metadata index read once (generating the images first if needed)."""
         level = self.level_folder()
         images = read_pathfinder_index(level, self.resolution, self.difficulty)
         if len(images) < 5:
             raise ValueError(f"{level}: {len(images)} images listed; an 80/10/10 split needs at least 5")
-        chosen = [images[index] for index in split_indices(len(images), self.seed)[split]]
+        indices = split_indices(len(images), self.seed)
+        return {split: [images[index] for index in indices[split]] for split in indices}
+
+    def examples(self, split: str) -> Iterator[tuple[np.ndarray, int]]:
+        chosen = self.split_images[split]
         labels = iter(image.label for image in chosen)
         for pixels in decode_pngs([image.path for image in chosen], self.resolution, self.workers):
             for row in pixels:  # (N²,) uint8

@@ -1,6 +1,6 @@
 """Pathfinder generator (Linsley et al., NeurIPS 2018), as LRA's release made it, fast: NumPy + Pillow only.
 
-Implements /work/shared/reference/pathfinder.md: two target snakes grown alternately on a shared occupancy map M,
+Implements shared/reference/pathfinder.md: two target snakes grown alternately on a shared occupancy map M,
 short distractor snakes, two markers, max-combined and stretched to 0..255. Speed comes from drawing each paddle
 shape once per process (lra.data.pathfinder_stamps), keeping M as bytes that the hot loop reads element-wise and
 NumPy updates window-wise, scoring only the candidates a turn can reach, drawing strokes only for contours that

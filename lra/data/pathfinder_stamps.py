@@ -1,4 +1,4 @@
-"""Pathfinder's drawing primitives (Linsley et al., NeurIPS 2018; /work/shared/reference/pathfinder.md), cached.
+"""Pathfinder's drawing primitives (Linsley et al., NeurIPS 2018; shared/reference/pathfinder.md), cached.
 
 Every paddle the generator draws is one of a few hundred shapes: its 2x-canvas head offset is an integer, so a
 paddle (and its margin mask) is fully determined by (length, thickness, margin, head offset). Each shape is drawn

@@ -144,6 +144,12 @@ class ImageDataModule(LRADataModule):
         cache_dir: str | None = None,
     ) -> None:
         super().__init__(batch_size=batch_size, max_length=PIXELS, num_workers=num_workers, cache_dir=cache_dir)
+        if root is None:
+            raise ValueError(
+                f"ImageDataModule needs root: your copy of CIFAR-10 (it is not generated). Download {CIFAR_URL}, "
+                f"unpack it and pass the folder holding {CIFAR_FOLDER} as --data.root DIR "
+                f"(`lra data prepare image --root DIR`)."
+            )
         self.root = root
 
     @property
@@ -166,12 +172,7 @@ class ImageDataModule(LRADataModule):
         return dict(REFERENCE_SIZES)
 
     def files(self) -> dict[str, Path]:
-        """{file name: path} of the six batch files under root; an error saying where to get them if unset."""
-        if self.root is None:
-            raise FileNotFoundError(
-                f"Image (CIFAR-10) needs your copy of CIFAR-10 (it is not generated): download {CIFAR_URL}, unpack "
-                f"it and set data.root (--data.root DIR) to the folder holding {CIFAR_FOLDER}."
-            )
+        """{file name: path} of the six batch files under root."""
         return find_cifar_files(self.root)
 
     def cache_settings(self) -> dict[str, Any]:

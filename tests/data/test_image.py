@@ -39,7 +39,7 @@ def write_batch(path: Path, batch: object) -> Path:
 
 
 def test_sizes_for_the_model() -> None:
-    data = ImageDataModule()
+    data = ImageDataModule(root="unread/until/prepare_data")
     assert (data.vocab_size, data.num_classes, data.max_length, data.fixed_length, data.two_tower) == (
         256,
         10,
@@ -219,8 +219,8 @@ def test_missing_data_names_the_paths_and_where_to_get_it(tmp_path: Path) -> Non
     assert f"{tmp_path}/missing/data_batch_1" in message
     assert f"{tmp_path}/missing/cifar-10-batches-py/test_batch" in message
     assert "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz" in message
-    with pytest.raises(FileNotFoundError, match=r"needs your copy of CIFAR-10.*cifar-10-python\.tar\.gz.*data\.root"):
-        make(tmp_path, None).prepare_data()
+    with pytest.raises(ValueError, match=r"needs root: your copy of CIFAR-10.*cifar-10-python\.tar\.gz.*--data\.root"):
+        make(tmp_path, None)
     assert not (tmp_path / "cache").exists()
 
 

@@ -10,7 +10,6 @@ Folders are built under a temporary sibling name and renamed into place, so a fo
 
 from __future__ import annotations
 
-import array
 import contextlib
 import hashlib
 import json
@@ -32,7 +31,8 @@ log = logging.getLogger("lra.data")
 FORMAT_VERSION = 1
 CACHE_ENV = "LRA_CACHE_DIR"
 SETTINGS_FILE = "settings.json"
-_TYPECODES = {np.dtype(np.uint8): "B", np.dtype(np.uint16): "H", np.dtype(np.uint32): "I"}
+_TOKEN_DTYPES = (np.dtype(np.uint8), np.dtype(np.uint16), np.dtype(np.uint32))
+_COPY_CHUNK = 1 << 26  # tokens copied at a time when a split's .npy file is written
 
 
 def cache_root(cache_dir: str | os.PathLike[str] | None = None) -> Path:
@@ -57,7 +57,7 @@ def is_cached(folder: Path) -> bool:
 
 def token_dtype(vocab_size: int) -> np.dtype:
     """The smallest unsigned dtype that holds token ids 0 .. vocab_size - 1."""
-    for dtype in _TYPECODES:
+    for dtype in _TOKEN_DTYPES:
         if vocab_size - 1 <= np.iinfo(dtype).max:
             return dtype
     raise ValueError(f"vocab_size {vocab_size} does not fit in 32-bit token ids")
@@ -93,40 +93,67 @@ def tower_suffixes(towers: int) -> tuple[str, ...]:
 
 
 class RaggedBuilder:
-    """Collects one split's token sequences end to end (one ragged array per tower), with offsets and labels."""
+    """Writes one split's token sequences end to end (one ragged array per tower) as they arrive, with offsets and
+    labels; tokens go straight to disk, so memory stays small whatever the split's size (Path-X: 2.6 GB of tokens).
+    """
 
-    def __init__(self, vocab_size: int, towers: int = 1) -> None:
+    def __init__(self, folder: Path, split: str, vocab_size: int, towers: int = 1) -> None:
+        self.folder = folder
+        self.split = split
         self.vocab_size = vocab_size
         self.dtype = token_dtype(vocab_size)
         self.suffixes = tower_suffixes(towers)
-        self._tokens = [array.array(_TYPECODES[self.dtype]) for _ in self.suffixes]
+        self._parts = [open(self._part(suffix), "wb") for suffix in self.suffixes]  # noqa: SIM115 (closed in save)
         self._offsets: list[list[int]] = [[0] for _ in self.suffixes]
         self._labels: list[int] = []
+
+    def _part(self, suffix: str) -> Path:
+        return self.folder / f"{self.split}.tokens{suffix}.part"
 
     def append(self, tokens: Sequence[int] | np.ndarray | tuple[Sequence[int] | np.ndarray, ...], label: int) -> None:
         """Add one example: its token ids (one tower) or a tuple of one sequence per tower, and its label."""
         sequences = tokens if len(self.suffixes) > 1 else (tokens,)
         if len(sequences) != len(self.suffixes):
             raise ValueError(f"expected {len(self.suffixes)} sequences per example, got {len(sequences)}")
-        for buffer, offsets, sequence in zip(self._tokens, self._offsets, sequences, strict=True):
-            if isinstance(sequence, np.ndarray):
-                buffer.frombytes(sequence.astype(self.dtype, copy=False).tobytes())
-            else:
-                buffer.extend(sequence)
-            offsets.append(len(buffer))
+        for part, offsets, sequence in zip(self._parts, self._offsets, sequences, strict=True):
+            values = np.asarray(sequence)
+            if values.size:
+                highest, lowest = int(values.max()), int(values.min())
+                where = f"split {self.split!r}, example {len(self._labels)}"
+                if highest >= self.vocab_size:
+                    raise ValueError(f"{where}: token id {highest} >= vocab_size {self.vocab_size}")
+                if lowest < 0:
+                    raise ValueError(f"{where}: token id {lowest} < 0")
+            part.write(values.astype(self.dtype, copy=False).tobytes())
+            offsets.append(offsets[-1] + values.size)
         self._labels.append(label)
 
     def __len__(self) -> int:
         return len(self._labels)
 
-    def save(self, folder: Path, split: str) -> None:
-        for suffix, buffer, offsets in zip(self.suffixes, self._tokens, self._offsets, strict=True):
-            tokens = np.frombuffer(buffer, dtype=self.dtype) if buffer else np.zeros(0, self.dtype)
-            if tokens.size and int(tokens.max()) >= self.vocab_size:
-                raise ValueError(f"split {split!r} has token id {int(tokens.max())} >= vocab_size {self.vocab_size}")
-            np.save(folder / f"{split}.tokens{suffix}.npy", tokens)
-            np.save(folder / f"{split}.offsets{suffix}.npy", np.asarray(offsets, dtype=np.int64))
-        np.save(folder / f"{split}.labels.npy", np.asarray(self._labels, dtype=np.int64))
+    def close(self) -> None:
+        """Close the files the tokens are written to (save does; call it when a build is abandoned)."""
+        for part in self._parts:
+            part.close()
+
+    def save(self) -> None:
+        """Turn the written tokens into `.npy` files (copied in chunks) and write offsets and labels."""
+        self.close()
+        for suffix, offsets in zip(self.suffixes, self._offsets, strict=True):
+            path = self.folder / f"{self.split}.tokens{suffix}.npy"
+            if offsets[-1] == 0:
+                np.save(path, np.zeros(0, self.dtype))
+            else:
+                tokens = np.lib.format.open_memmap(path, mode="w+", dtype=self.dtype, shape=(offsets[-1],))
+                with open(self._part(suffix), "rb") as source:
+                    for start in range(0, offsets[-1], _COPY_CHUNK):
+                        chunk = np.fromfile(source, dtype=self.dtype, count=_COPY_CHUNK)
+                        tokens[start : start + chunk.size] = chunk
+                tokens.flush()
+                del tokens
+            self._part(suffix).unlink()
+            np.save(self.folder / f"{self.split}.offsets{suffix}.npy", np.asarray(offsets, dtype=np.int64))
+        np.save(self.folder / f"{self.split}.labels.npy", np.asarray(self._labels, dtype=np.int64))
 
 
 def write_cache(
@@ -140,10 +167,13 @@ def write_cache(
     with atomic_folder(folder) as temporary:
         sizes = {}
         for split, examples in splits.items():
-            builder = RaggedBuilder(vocab_size, towers)
-            for tokens, label in examples:
-                builder.append(tokens, label)
-            builder.save(temporary, split)
+            builder = RaggedBuilder(temporary, split, vocab_size, towers)
+            try:
+                for tokens, label in examples:
+                    builder.append(tokens, label)
+            finally:
+                builder.close()
+            builder.save()
             sizes[split] = len(builder)
         description = {
             "format_version": FORMAT_VERSION,

@@ -83,6 +83,24 @@ def test_token_ids_beyond_the_vocabulary_are_an_error(tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == []
 
 
+def test_negative_token_ids_are_an_error(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="split 'val', example 1: token id -3 < 0"):
+        write_cache(tmp_path / "bad", {}, 16, {"val": [([1], 0), (np.array([2, -3]), 0)]})
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_tokens_are_copied_to_disk_in_chunks_and_scratch_files_removed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("lra.data.cache._COPY_CHUNK", 4)  # many chunks, one ending mid-sequence
+    sequences = [np.arange(start, start + 7) % 300 for start in range(0, 70, 7)]
+    write_cache(tmp_path / "cache-x", {}, 300, {"train": [(tokens, 1) for tokens in sequences], "val": []})
+    assert sorted(path.suffix for path in (tmp_path / "cache-x").iterdir()) == [".json"] + [".npy"] * 6
+    data = RaggedSplit.open(tmp_path / "cache-x", "train")
+    assert [data[index][0].tolist() for index in range(10)] == [tokens.tolist() for tokens in sequences]
+    assert len(RaggedSplit.open(tmp_path / "cache-x", "val")) == 0
+
+
 def test_a_failed_build_leaves_nothing_behind(tmp_path: Path) -> None:
     def broken() -> object:
         yield [1, 2], 0

@@ -55,6 +55,15 @@ def is_cached(folder: Path) -> bool:
     return (folder / SETTINGS_FILE).is_file()
 
 
+def file_fingerprints(files: Mapping[str, Path]) -> dict[str, dict[str, Any]]:
+    """{name: resolved path, size, modification time} of source files: cache settings that change when they do."""
+    fingerprints = {}
+    for name, path in files.items():
+        stat = path.stat()
+        fingerprints[name] = {"path": str(path.resolve()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+    return fingerprints
+
+
 def token_dtype(vocab_size: int) -> np.dtype:
     """The smallest unsigned dtype that holds token ids 0 .. vocab_size - 1."""
     for dtype in _TOKEN_DTYPES:

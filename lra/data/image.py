@@ -17,7 +17,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from lra.data.base import LRADataModule
-from lra.data.cache import is_cached, read_settings
+from lra.data.cache import file_fingerprints, is_cached, read_settings
 from lra.data.layout import find_layout
 
 CIFAR_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
@@ -176,11 +176,7 @@ class ImageDataModule(LRADataModule):
         return find_cifar_files(self.root)
 
     def cache_settings(self) -> dict[str, Any]:
-        files = {}
-        for name, path in self.files().items():
-            stat = path.stat()
-            files[name] = {"path": str(path.resolve()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
-        return {"task": "image", "files": files, "val_percent": VAL_PERCENT}
+        return {"task": "image", "files": file_fingerprints(self.files()), "val_percent": VAL_PERCENT}
 
     def describe(self) -> str:
         folder = self.cache_path

@@ -16,7 +16,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from lra.data.base import SPLITS, LRADataModule
-from lra.data.cache import cache_folder, cache_root, generated_folder
+from lra.data.cache import cache_folder, cache_root, file_fingerprints, generated_folder
 from lra.data.layout import RELEASE_URL, find_layout, release_layouts
 from lra.data.listops_generator import GENERATOR_VERSION, HEADER, ListOpsSpec, generate_listops
 
@@ -173,10 +173,7 @@ class ListOpsDataModule(LRADataModule):
                 "generation": self.generation_settings(),
                 "max_length": self.max_length,
             }
-        files = {}
-        for split, path in find_listops_files(self.root).items():
-            stat = path.stat()
-            files[split] = {"path": str(path.resolve()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+        files = file_fingerprints(find_listops_files(self.root))
         return {"task": "listops", "files": files, "max_length": self.max_length}
 
     def generation_settings(self) -> dict[str, Any]:

@@ -24,7 +24,7 @@ import numpy as np
 from PIL import Image
 
 from lra.data.base import LRADataModule
-from lra.data.cache import cache_folder, cache_root, generated_folder, is_cached, read_settings
+from lra.data.cache import cache_folder, cache_root, file_fingerprints, generated_folder, is_cached, read_settings
 from lra.data.layout import RELEASE_URL, find_layout
 from lra.data.pathfinder_generator import DIFFICULTIES, GENERATOR_VERSION, RESOLUTIONS, generate_pathfinder
 
@@ -286,10 +286,7 @@ class PathfinderDataModule(LRADataModule):
         if self.root is None:
             return {"task": "pathfinder", "generation": self.generation_settings(), "split": split}
         level = find_pathfinder_level(self.root, self.resolution, self.difficulty)
-        metadata = {}
-        for path in metadata_files(level):
-            stat = path.stat()
-            metadata[path.name] = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+        metadata = file_fingerprints({path.name: path for path in metadata_files(level)})
         return {
             "task": "pathfinder",
             "resolution": self.resolution,

@@ -16,6 +16,7 @@ import numpy as np
 
 from lra.data.base import SPLITS, LRADataModule
 from lra.data.bytes import VOCAB_SIZE, tokenize_bytes
+from lra.data.cache import file_fingerprints
 from lra.data.layout import RELEASE_URL, find_layout, release_layouts
 
 # Our split -> the release's file name.
@@ -132,10 +133,7 @@ class RetrievalDataModule(LRADataModule):
         )
 
     def cache_settings(self) -> dict[str, Any]:
-        files = {}
-        for split, path in find_aan_files(self.root).items():
-            stat = path.stat()
-            files[split] = {"path": str(path.resolve()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+        files = file_fingerprints(find_aan_files(self.root))
         return {"task": "retrieval", "files": files, "max_length": self.max_length}
 
     def examples(self, split: str) -> Iterator[tuple[tuple[np.ndarray, np.ndarray], int]]:

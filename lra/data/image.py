@@ -144,12 +144,6 @@ class ImageDataModule(LRADataModule):
         cache_dir: str | None = None,
     ) -> None:
         super().__init__(batch_size=batch_size, max_length=PIXELS, num_workers=num_workers, cache_dir=cache_dir)
-        if root is None:
-            raise ValueError(
-                f"ImageDataModule needs root: your copy of CIFAR-10 (it is not generated). Download {CIFAR_URL}, "
-                f"unpack it and pass the folder holding {CIFAR_FOLDER} as --data.root DIR "
-                f"(`lra data prepare image --root DIR`)."
-            )
         self.root = root
 
     @property

@@ -16,7 +16,7 @@ def release_layouts(task_folder: str) -> tuple[str, ...]:
 
 
 def find_layout(
-    root: str | os.PathLike[str],
+    root: str | os.PathLike[str] | None,
     task: str,
     layouts: Sequence[str],
     required: Sequence[str],
@@ -25,8 +25,16 @@ def find_layout(
 ) -> Path:
     """The first folder `root/<layout>` holding every `required` path (files or folders, relative to it).
 
-    Raises FileNotFoundError naming the task, every path looked at, what was `expected` and the data's `source`.
+    Raises FileNotFoundError naming the task, every path looked at, what was `expected` and the data's `source`;
+    with no root at all, what to pass.
     """
+    accepted = ", ".join(os.path.normpath(Path("ROOT") / layout) for layout in layouts)
+    if root is None:
+        raise FileNotFoundError(
+            f"{task} data not found: data.root is not set ({task} is not generated: it needs your copy). "
+            f"Expected {expected}, together in one of: {accepted}. {source} "
+            f"(`lightning fit`: --data.root ROOT; `lra data prepare|verify`: --root ROOT)"
+        )
     root = Path(root).expanduser()
     for layout in layouts:
         folder = Path(os.path.normpath(root / layout))
@@ -34,7 +42,6 @@ def find_layout(
             return folder
     looked_at = "\n".join(f"  {os.path.normpath(root / layout / name)}" for layout in layouts for name in required)
     problem = f"the folder {root} does not exist" if not root.is_dir() else f"no complete set of files under {root}"
-    accepted = ", ".join(os.path.normpath(Path("ROOT") / layout) for layout in layouts)
     raise FileNotFoundError(
         f"{task} data not found: {problem}. Looked at:\n{looked_at}\n"
         f"Expected {expected}, together in one of: {accepted}. {source}"

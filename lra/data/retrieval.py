@@ -98,13 +98,6 @@ class RetrievalDataModule(LRADataModule):
         cache_dir: str | None = None,
     ) -> None:
         super().__init__(batch_size=batch_size, max_length=max_length, num_workers=num_workers, cache_dir=cache_dir)
-        if root is None:
-            raise ValueError(
-                "RetrievalDataModule needs root: the unpacked LRA release (lra_release/, nested or flattened), its "
-                "tsv_data/ folder or the folder of the new_aan_pairs.*.tsv files, e.g. --data.root DIR "
-                "(`lra data prepare retrieval --root DIR`). Retrieval has no generated stand-in; download "
-                f"{RELEASE_URL}."
-            )
         self.root = root
 
     @property

@@ -141,11 +141,6 @@ class TextDataModule(LRADataModule):
         cache_dir: str | None = None,
     ) -> None:
         super().__init__(batch_size=batch_size, max_length=max_length, num_workers=num_workers, cache_dir=cache_dir)
-        if root is None:
-            raise ValueError(
-                "TextDataModule needs root: the folder holding aclImdb/ (or aclImdb itself), e.g. --data.root DIR "
-                f"(`lra data prepare text --root DIR`). Text has no generated stand-in; download {IMDB_URL}."
-            )
         if validation not in VALIDATIONS:
             raise ValueError(f"validation must be one of {', '.join(map(repr, VALIDATIONS))}, got {validation!r}")
         if isinstance(val_fraction, bool) or not isinstance(val_fraction, int | float) or not 0 < val_fraction < 1:

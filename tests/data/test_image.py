@@ -219,8 +219,11 @@ def test_missing_data_names_the_paths_and_where_to_get_it(tmp_path: Path) -> Non
     assert f"{tmp_path}/missing/data_batch_1" in message
     assert f"{tmp_path}/missing/cifar-10-batches-py/test_batch" in message
     assert "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz" in message
-    with pytest.raises(ValueError, match=r"needs root: your copy of CIFAR-10.*cifar-10-python\.tar\.gz.*--data\.root"):
-        make(tmp_path, None)
+    with pytest.raises(
+        FileNotFoundError,
+        match=r"Image \(CIFAR-10\) data not found: data\.root is not set.*cifar-10-python\.tar\.gz.*--data\.root ROOT",
+    ):
+        make(tmp_path, None).prepare_data()
     assert not (tmp_path / "cache").exists()
 
 

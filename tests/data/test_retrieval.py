@@ -109,8 +109,11 @@ def test_missing_data_names_every_path_and_the_release(tmp_path: Path) -> None:
 
 
 def test_no_root_is_an_error_saying_what_to_pass(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match=r"RetrievalDataModule needs root.*--data\.root DIR.*lra_release\.gz"):
-        make(None, tmp_path)
+    with pytest.raises(
+        FileNotFoundError,
+        match=r"Retrieval \(AAN\) data not found: data\.root is not set.*lra_release\.gz.*--data\.root ROOT",
+    ):
+        make(None, tmp_path).prepare_data()
 
 
 # The DataModule.

@@ -220,8 +220,11 @@ def test_missing_data_is_a_clear_error(tmp_path: Path) -> None:
 
 
 def test_no_root_is_an_error_saying_what_to_pass(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match=r"TextDataModule needs root.*--data\.root DIR.*aclImdb_v1\.tar\.gz"):
-        make(None, tmp_path)
+    with pytest.raises(
+        FileNotFoundError,
+        match=r"Text \(IMDB\) data not found: data\.root is not set.*aclImdb_v1\.tar\.gz.*--data\.root ROOT",
+    ):
+        make(None, tmp_path).prepare_data()
 
 
 @pytest.mark.parametrize(

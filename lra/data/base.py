@@ -15,6 +15,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from lra.data.cache import RaggedSplit, cache_folder, cache_root, is_cached, write_cache
+from lra.data.checks import check_int
 
 log = logging.getLogger("lra.data")
 
@@ -91,11 +92,9 @@ class LRADataModule(L.LightningDataModule, abc.ABC):
         cache_dir: str | None = None,
     ) -> None:
         super().__init__()
-        for name, value, lowest in (("batch_size", batch_size, 1), ("max_length", max_length, 1)):
-            if not isinstance(value, int) or isinstance(value, bool) or value < lowest:
-                raise ValueError(f"{name} must be an integer >= {lowest}, got {value!r}")
-        if not isinstance(num_workers, int) or isinstance(num_workers, bool) or num_workers < 0:
-            raise ValueError(f"num_workers must be an integer >= 0, got {num_workers!r}")
+        check_int("batch_size", batch_size, 1)
+        check_int("max_length", max_length, 1)
+        check_int("num_workers", num_workers, 0)
         self.batch_size = batch_size
         self.num_workers = num_workers
         self.cache_dir = cache_dir

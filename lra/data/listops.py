@@ -17,6 +17,7 @@ import numpy as np
 
 from lra.data.base import SPLITS, LRADataModule
 from lra.data.cache import cache_folder, cache_root, file_fingerprints, generated_folder
+from lra.data.checks import check_int, check_workers
 from lra.data.layout import RELEASE_URL, find_layout, release_layouts
 from lra.data.listops_generator import GENERATOR_VERSION, HEADER, ListOpsSpec, generate_listops
 
@@ -131,12 +132,10 @@ class ListOpsDataModule(LRADataModule):
     ) -> None:
         super().__init__(batch_size=batch_size, max_length=max_length, num_workers=num_workers, cache_dir=cache_dir)
         for name, value in (("num_train", num_train), ("num_val", num_val), ("num_test", num_test)):
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+            check_int(name, value, 1)
         if not isinstance(spec, ListOpsSpec):
             raise ValueError(f"spec must be a ListOpsSpec, got {spec!r}")
-        if generate_workers is not None and (not isinstance(generate_workers, int) or generate_workers < 1):
-            raise ValueError(f"generate_workers must be None (all cores) or an integer >= 1, got {generate_workers!r}")
+        check_workers("generate_workers", generate_workers)
         self.root = root
         self.num_train = num_train
         self.num_val = num_val

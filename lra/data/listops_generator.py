@@ -15,6 +15,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from lra.data.checks import check_int
+
 # Bumped whenever the generated data for the same (seed, counts, spec) would change.
 GENERATOR_VERSION = 1
 # Kept trees per shard. Fixed (not derived from the worker count) so results do not depend on it.
@@ -59,9 +61,7 @@ class ListOpsSpec:
 
     def __post_init__(self) -> None:
         for name, lowest in (("max_depth", 1), ("max_args", 2), ("min_length", 0)):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < lowest:
-                raise ValueError(f"ListOpsSpec.{name} must be an integer >= {lowest}, got {value!r}")
+            check_int(f"ListOpsSpec.{name}", getattr(self, name), lowest)
         if self.max_depth > _MAX_DEPTH_LIMIT:
             raise ValueError(
                 f"ListOpsSpec.max_depth must be <= {_MAX_DEPTH_LIMIT} (trees are grown recursively), "
@@ -235,11 +235,6 @@ def _write_tsv(path: Path, rows: Iterable[tuple[str, int]]) -> None:
         temporary.unlink(missing_ok=True)
 
 
-def _check_count(name: str, value: int) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-        raise ValueError(f"{name} must be an integer >= 0, got {value!r}")
-
-
 def generate_listops(
     out_dir: Path,
     num_train: int = 96000,
@@ -255,11 +250,10 @@ def generate_listops(
     de-duplicated stream, so changing num_train leaves them unchanged.
     """
     for name, value in (("num_train", num_train), ("num_val", num_val), ("num_test", num_test)):
-        _check_count(name, value)
+        check_int(name, value, 0)
     if workers is None:
         workers = os.cpu_count() or 1
-    if not isinstance(workers, int) or workers < 1:
-        raise ValueError(f"workers must be an integer >= 1, got {workers!r}")
+    check_int("workers", workers, 1)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     trees = _unique_trees(num_train + num_val + num_test, seed, spec, workers)

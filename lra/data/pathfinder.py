@@ -25,6 +25,7 @@ from PIL import Image
 
 from lra.data.base import LRADataModule
 from lra.data.cache import cache_folder, cache_root, file_fingerprints, generated_folder, is_cached, read_settings
+from lra.data.checks import check_int, check_workers
 from lra.data.layout import RELEASE_URL, find_layout
 from lra.data.pathfinder_generator import DIFFICULTIES, GENERATOR_VERSION, RESOLUTIONS, generate_pathfinder
 
@@ -236,11 +237,9 @@ class PathfinderDataModule(LRADataModule):
         super().__init__(
             batch_size=batch_size, max_length=resolution * resolution, num_workers=num_workers, cache_dir=cache_dir
         )
-        for name, value, lowest in (("num_images", num_images, 5), ("seed", seed, 0)):
-            if not isinstance(value, int) or isinstance(value, bool) or value < lowest:
-                raise ValueError(f"{name} must be an integer >= {lowest}, got {value!r}")
-        if workers is not None and (not isinstance(workers, int) or isinstance(workers, bool) or workers < 1):
-            raise ValueError(f"workers must be None (all cores) or an integer >= 1, got {workers!r}")
+        check_int("num_images", num_images, 5)
+        check_int("seed", seed, 0)
+        check_workers("workers", workers)
         self.root = root
         self.resolution = resolution
         self.difficulty = difficulty

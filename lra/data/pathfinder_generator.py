@@ -24,6 +24,7 @@ from typing import NamedTuple
 import numpy as np
 from PIL import Image
 
+from lra.data.checks import check_int
 from lra.data.pathfinder_stamps import (
     FULL,
     Paddle,
@@ -550,11 +551,6 @@ def _write_shard(task: tuple[Path, int, int, int, int, int]) -> int:
     return count
 
 
-def _check_int(name: str, value: object, lowest: int) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value < lowest:
-        raise ValueError(f"{name} must be an integer >= {lowest}, got {value!r}")
-
-
 def generate_pathfinder(
     out_dir: str | os.PathLike,
     resolution: int,
@@ -575,12 +571,12 @@ def generate_pathfinder(
         raise ValueError(
             f"Pathfinder difficulty (contour length) must be one of {sorted(DIFFICULTIES)}, got {difficulty!r}"
         )
-    _check_int("num_images", num_images, 1)
-    _check_int("seed", seed, 0)
-    _check_int("shard_size", shard_size, 1)
+    check_int("num_images", num_images, 1)
+    check_int("seed", seed, 0)
+    check_int("shard_size", shard_size, 1)
     if workers is None:
         workers = os.cpu_count() or 1
-    _check_int("workers", workers, 1)
+    check_int("workers", workers, 1)
     level = Path(out_dir) / f"pathfinder{resolution}" / DIFFICULTIES[difficulty]
     level.mkdir(parents=True, exist_ok=True)
     tasks = [

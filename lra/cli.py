@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 import warnings
+from typing import Any
 
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import ArgsType, LightningArgumentParser, LightningCLI
@@ -20,16 +21,26 @@ class LRACLI(LightningCLI):
     """LightningCLI over LRAClassifier and any LRADataModule, with sizes linked from the data.
 
     Adds a best-validation checkpoint (`--checkpoint.*`) and, after `fit`, scores the test split
-    from that best checkpoint (`--test_after_fit false` turns it off).
+    from that best checkpoint (`--test_after_fit false` turns it off); its metrics are kept in `test_metrics`.
+    `trainer_defaults` and `parser_kwargs` are LightningCLI's (the suite and sweeps add callbacks through them).
     """
 
-    def __init__(self, args: ArgsType = None, run: bool = True) -> None:
+    def __init__(
+        self,
+        args: ArgsType = None,
+        run: bool = True,
+        trainer_defaults: dict[str, Any] | None = None,
+        parser_kwargs: dict[str, Any] | None = None,
+    ) -> None:
+        self.test_metrics: dict[str, float] = {}
         super().__init__(
             LRAClassifier,
             LRADataModule,
             subclass_mode_data=True,
             auto_configure_optimizers=False,
             save_config_kwargs={"overwrite": True},
+            trainer_defaults=trainer_defaults,
+            parser_kwargs=parser_kwargs,
             args=args,
             run=run,
         )
@@ -78,7 +89,8 @@ class LRACLI(LightningCLI):
                 stacklevel=1,
             )
             return
-        self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path=checkpoint.best_model_path)
+        results = self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path=checkpoint.best_model_path)
+        self.test_metrics = dict(results[0]) if results else {}
 
 
 def show_harness_logs() -> None:

@@ -1,0 +1,91 @@
+"""One task's training run from a config mapping, in-process: what the suite and every sweep trial call."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+
+from lra.cli import LRACLI
+from lra.overrides import ConfigError, apply_overrides
+
+
+@dataclass
+class TaskRun:
+    """What one run of a task produced: accuracies are fractions in [0, 1]; test_acc is None when not scored."""
+
+    task: str
+    best_val_acc: float
+    test_acc: float | None
+    best_checkpoint: str
+    log_dir: str
+    steps: int
+    seconds: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def with_log_dir(config: Mapping[str, Any], log_dir: Path) -> dict[str, Any]:
+    """`config` logging to TensorBoard in exactly `log_dir` (no version_N), checkpoints in log_dir/checkpoints."""
+    logger = {
+        "class_path": "lightning.pytorch.loggers.TensorBoardLogger",
+        "init_args": {"save_dir": str(log_dir.parent), "name": log_dir.name, "version": ""},
+    }
+    return apply_overrides(config, {"trainer.logger": logger}, "log_dir")
+
+
+def _args(config: Mapping[str, Any]) -> list[str]:
+    return [f"--config={yaml.safe_dump(dict(config), sort_keys=False)}"]
+
+
+def check_config(config: Mapping[str, Any], source: str) -> None:
+    """Parse and instantiate `config` (model, data, trainer) without training; a ConfigError naming `source` if not."""
+    quiet = apply_overrides(config, {"trainer.logger": False}, source)
+    try:
+        LRACLI(args=_args(quiet), run=False, parser_kwargs={"exit_on_error": False})
+    except (argparse.ArgumentError, ValueError, TypeError) as error:
+        raise ConfigError(f"{source}: {error}") from error
+
+
+def fit_task(
+    task: str,
+    config: Mapping[str, Any],
+    log_dir: Path,
+    *,
+    test: bool,
+    callbacks: Sequence[Callback] = (),
+    resume: bool = True,
+) -> TaskRun:
+    """Fit `config` logging into `log_dir`; with `test`, score the test split from the best-validation checkpoint.
+
+    With `resume`, a run that stopped part-way continues from log_dir/checkpoints/last.ckpt.
+    """
+    args = _args(with_log_dir(config, log_dir))
+    last = log_dir / "checkpoints" / "last.ckpt"
+    if resume and last.is_file():
+        args.append(f"--ckpt_path={last}")
+    start = time.perf_counter()
+    cli = LRACLI(
+        args=["fit", *args, f"--test_after_fit={str(test).lower()}"],
+        trainer_defaults={"callbacks": list(callbacks)},
+    )
+    checkpoint = cli.trainer.checkpoint_callback
+    if not isinstance(checkpoint, ModelCheckpoint) or checkpoint.best_model_score is None:
+        raise RuntimeError(f"{task}: training ended without a validation score (see trainer.val_check_interval)")
+    test_acc = cli.test_metrics.get("test/acc") if test else None
+    return TaskRun(
+        task=task,
+        best_val_acc=float(checkpoint.best_model_score),
+        test_acc=None if test_acc is None else float(test_acc),
+        best_checkpoint=checkpoint.best_model_path,
+        log_dir=str(log_dir),
+        steps=cli.trainer.global_step,
+        seconds=round(time.perf_counter() - start, 1),
+    )

@@ -110,13 +110,17 @@ def lightning_main(args: ArgsType = None) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`lra fit|validate|test|predict ...` (LightningCLI), `lra data ...`, `lra bench ...`."""
+    """`lra fit|validate|test|predict ...` (LightningCLI), `lra data|sweep|bench ...`."""
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["data"]:
         from lra.data.commands import main as data_main
 
         show_harness_logs()
         return data_main(argv[1:])
+    if argv[:1] == ["sweep"]:
+        from lra.sweep import main as sweep_main
+
+        return sweep_main(argv[1:])
     if argv[:1] == ["bench"]:
         from lra.bench import main as bench_main
 

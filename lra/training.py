@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import time
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -45,11 +46,18 @@ def _args(config: Mapping[str, Any]) -> list[str]:
     return [f"--config={yaml.safe_dump(dict(config), sort_keys=False)}"]
 
 
+def _cli(args: list[str], **kwargs: Any) -> LRACLI:
+    """LRACLI on `args`; its warning that the calling command's own sys.argv is ignored is expected here."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="LightningCLI's args parameter is intended")
+        return LRACLI(args=args, **kwargs)
+
+
 def check_config(config: Mapping[str, Any], source: str) -> None:
     """Parse and instantiate `config` (model, data, trainer) without training; a ConfigError naming `source` if not."""
     quiet = apply_overrides(config, {"trainer.logger": False}, source)
     try:
-        LRACLI(args=_args(quiet), run=False, parser_kwargs={"exit_on_error": False})
+        _cli(_args(quiet), run=False, parser_kwargs={"exit_on_error": False})
     except (argparse.ArgumentError, ValueError, TypeError) as error:
         raise ConfigError(f"{source}: {error}") from error
 
@@ -72,10 +80,7 @@ def fit_task(
     if resume and last.is_file():
         args.append(f"--ckpt_path={last}")
     start = time.perf_counter()
-    cli = LRACLI(
-        args=["fit", *args, f"--test_after_fit={str(test).lower()}"],
-        trainer_defaults={"callbacks": list(callbacks)},
-    )
+    cli = _cli(["fit", *args, f"--test_after_fit={str(test).lower()}"], trainer_defaults={"callbacks": list(callbacks)})
     checkpoint = cli.trainer.checkpoint_callback
     if not isinstance(checkpoint, ModelCheckpoint) or checkpoint.best_model_score is None:
         raise RuntimeError(f"{task}: training ended without a validation score (see trainer.val_check_interval)")

@@ -1,0 +1,144 @@
+"""The Optuna side of a sweep: storage (with heartbeat and retry), sampler, pruner, and a run loop that stops at N."""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import time
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.exceptions import ExperimentalWarning
+from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback, fail_stale_trials
+from optuna.trial import TrialState
+
+from lra.overrides import ConfigError
+from lra.sweep.config import SweepConfig
+
+log = logging.getLogger("lra.sweep")
+# Heartbeats and their retry have been in Optuna since 2.8/2.9 but still carry the "experimental" label.
+warnings.filterwarnings("ignore", category=ExperimentalWarning)
+
+SAMPLER_CLASSES: dict[str, type[optuna.samplers.BaseSampler]] = {
+    "tpe": optuna.samplers.TPESampler,
+    "random": optuna.samplers.RandomSampler,
+    "cmaes": optuna.samplers.CmaEsSampler,
+    "qmc": optuna.samplers.QMCSampler,
+    "gp": optuna.samplers.GPSampler,
+}
+PRUNER_CLASSES: dict[str, type[optuna.pruners.BasePruner]] = {
+    "median": optuna.pruners.MedianPruner,
+    "hyperband": optuna.pruners.HyperbandPruner,
+    "none": optuna.pruners.NopPruner,
+}
+# A trial in one of these states counts towards the requested number (or will, unless it fails).
+FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+PENDING = (TrialState.RUNNING, TrialState.WAITING)
+
+
+class SurplusTrialError(RuntimeError):
+    """Raised inside a trial that another worker's simultaneous start made one too many; it is failed unrun."""
+
+
+def _construct(kind: str, classes: dict[str, type], spec: dict[str, Any], where: str, **extra: Any) -> Any:
+    """classes[spec["name"]](**rest of spec), with unknown constructor arguments reported by name."""
+    cls = classes[spec["name"]]
+    kwargs = {key: value for key, value in spec.items() if key != "name"} | extra
+    accepted = set(inspect.signature(cls).parameters)
+    unknown = sorted(set(kwargs) - accepted)
+    if unknown:
+        raise ConfigError(
+            f"{where}: {kind} {spec['name']!r} ({cls.__name__}) does not take {', '.join(unknown)}; "
+            f"it takes {', '.join(sorted(accepted))}"
+        )
+    try:
+        return cls(**kwargs)
+    except (TypeError, ValueError) as error:
+        raise ConfigError(f"{where}: {kind} {spec['name']!r}: {error}") from error
+
+
+def build_sampler(config: SweepConfig, seed: int | None) -> optuna.samplers.BaseSampler:
+    """The configured sampler; `seed` (the command's --seed) replaces the file's sampler seed when given."""
+    spec = dict(config.sampler)
+    if seed is not None:
+        spec["seed"] = seed
+    return _construct("sampler", SAMPLER_CLASSES, spec, str(config.path))
+
+
+def build_pruner(config: SweepConfig) -> optuna.pruners.BasePruner:
+    return _construct("pruner", PRUNER_CLASSES, config.pruner, str(config.path))
+
+
+def build_storage(url: str, config: SweepConfig) -> RDBStorage:
+    """An RDB storage (a SQLite file or any SQLAlchemy URL) with heartbeat and retry of stale trials, connected now."""
+    if url.startswith("sqlite:///"):
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    beat = config.heartbeat
+    try:
+        return RDBStorage(
+            url,
+            heartbeat_interval=beat.interval,
+            grace_period=beat.grace_period,
+            heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=beat.max_retry),
+            engine_kwargs={"pool_pre_ping": True},
+        )
+    except ModuleNotFoundError as error:
+        raise ConfigError(f"storage {url!r} needs the database driver {error.name!r}: pip install it") from error
+    except Exception as error:  # SQLAlchemy's errors for a bad URL, refused connection, unknown host, ...
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ConfigError(f"storage {url!r} cannot be used: {first_line}") from error
+
+
+def open_study(
+    config: SweepConfig, storage: RDBStorage, sampler: optuna.samplers.BaseSampler, pruner: optuna.pruners.BasePruner
+) -> optuna.Study:
+    """Create the study, or load it to continue; a stored study with another direction is refused."""
+    study = optuna.create_study(
+        study_name=config.study_name,
+        storage=storage,
+        sampler=sampler,
+        pruner=pruner,
+        direction=config.direction,
+        load_if_exists=True,
+    )
+    stored = study.direction.name.lower()
+    if stored != config.direction:
+        raise ConfigError(
+            f"study {config.study_name!r} in the storage was made to {stored}; {config.path} says {config.direction}"
+        )
+    return study
+
+
+def count(study: optuna.Study, states: tuple[TrialState, ...], before: int | None = None) -> int:
+    """How many trials are in `states` (only those numbered below `before`, when given)."""
+    trials = study.get_trials(deepcopy=False, states=states)
+    return sum(1 for trial in trials if before is None or trial.number < before)
+
+
+def check_not_surplus(trial: optuna.Trial, n_trials: int) -> None:
+    """Fail fast if `n_trials` earlier trials are already finished or under way (two workers started at once)."""
+    earlier = count(trial.study, FINISHED + PENDING, before=trial.number)
+    if earlier >= n_trials:
+        raise SurplusTrialError(f"trial {trial.number}: {earlier} earlier trials already cover n_trials={n_trials}")
+
+
+def run_until(study: optuna.Study, objective: Callable[[optuna.Trial], float], n_trials: int, poll: float) -> None:
+    """Run trials until the study holds `n_trials` finished ones, across every worker on the storage.
+
+    Stale trials (a worker killed mid-trial) are failed through the heartbeat and retried; while other
+    workers' trials would complete the count, this worker waits for them instead of over-shooting.
+    """
+    while True:
+        fail_stale_trials(study)
+        finished = count(study, FINISHED)
+        if finished >= n_trials:
+            log.info("study %r: %d finished trials, %d requested: done", study.study_name, finished, n_trials)
+            return
+        waiting = count(study, (TrialState.WAITING,))
+        if waiting == 0 and finished + count(study, (TrialState.RUNNING,)) >= n_trials:
+            time.sleep(poll)  # others are running the last trials; take over any that go stale
+            continue
+        study.optimize(objective, n_trials=1, catch=(SurplusTrialError,))

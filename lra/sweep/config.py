@@ -160,7 +160,8 @@ def load_sweep_config(path: Path) -> SweepConfig:
         from lra.suite_config import load_suite_config
 
         suite = Path(_expect(raw["suite"], str, f"{where}: suite", "the path of a suite file such as sweeps/lra.yaml"))
-        loaded = load_suite_config(suite if suite.is_absolute() or suite.is_file() else path.parent / suite.name)
+        suite = path.parent / suite if (path.parent / suite).is_file() else suite  # next to the sweep file, else here
+        loaded = load_suite_config(suite)
         tasks, shared, task_set = (
             tuple(loaded.tasks),
             dict(loaded.set),

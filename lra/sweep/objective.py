@@ -78,20 +78,27 @@ class SweepObjective:
         return apply_overrides(self.bases[task], merged, str(config.path))
 
     def check(self) -> None:
-        """Every task's config parses and builds: with the fixed overrides, with each searched key at both ends,
-        and with all keys at both ends together; a ConfigError naming the key, before any training."""
+        """Every task's config parses and builds with the fixed overrides and with all searched keys at either end;
+        a ConfigError naming the offending key and value, before any training."""
         path, space = self.config.path, self.config.search_space
         for task in self.config.tasks:
             check_config(self.task_config(task, {}), f"{path}: set / trial_set / task_set / --set ({task})")
             if not isinstance(self.task_config(task, {}).get("trainer", {}).get("max_steps"), int):
                 raise ConfigError(f"{path}: {task}: trials need an integer trainer.max_steps")
-            for param in space:
-                for value in param.extremes():
-                    where = f"{path}: search_space[{param.key!r}] = {value!r} ({task})"
-                    check_config(self.task_config(task, {param.key: value}), where)
             for end in (0, 1):
                 params = {param.key: param.extremes()[end] for param in space}
-                check_config(self.task_config(task, params), f"{path}: search_space at {params} ({task})")
+                try:
+                    check_config(self.task_config(task, params), f"{path}: search_space at {params} ({task})")
+                except ConfigError:
+                    self._blame(task)  # name the key that fails on its own, where one does
+                    raise
+
+    def _blame(self, task: str) -> None:
+        """Check each searched key alone at both ends; raise the first key's error."""
+        for param in self.config.search_space:
+            for value in param.extremes():
+                where = f"{self.config.path}: search_space[{param.key!r}] = {value!r} ({task})"
+                check_config(self.task_config(task, {param.key: value}), where)
 
     def __call__(self, trial: optuna.Trial) -> float:
         config = self.config

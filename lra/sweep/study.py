@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import optuna
+import sqlalchemy.exc
 from optuna.exceptions import ExperimentalWarning
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback, fail_stale_trials
 from optuna.trial import TrialState
@@ -37,6 +38,7 @@ PRUNER_CLASSES: dict[str, type[optuna.pruners.BasePruner]] = {
 # A trial in one of these states counts towards the requested number (or will, unless it fails).
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 PENDING = (TrialState.RUNNING, TrialState.WAITING)
+SCHEMA_RACE_PAUSES = (0.5, 1.0, 1.5, 2.0)  # seconds between tries while another worker creates the tables
 
 
 class SurplusTrialError(RuntimeError):
@@ -72,12 +74,16 @@ def build_pruner(config: SweepConfig) -> optuna.pruners.BasePruner:
     return _construct("pruner", PRUNER_CLASSES, config.pruner, str(config.path))
 
 
-def build_storage(url: str, config: SweepConfig) -> RDBStorage:
-    """An RDB storage (a SQLite file or any SQLAlchemy URL) with heartbeat and retry of stale trials, connected now."""
-    if url.startswith("sqlite:///"):
-        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+def _connect(url: str, config: SweepConfig) -> RDBStorage:
+    """Optuna's RDBStorage (it creates its tables in an empty database), tried again after a lost creation race.
+
+    Workers started together on an empty database race to create the tables, and PostgreSQL's CREATE TABLE is
+    not atomic against another session's ("duplicate key value violates unique constraint
+    pg_type_typname_nsp_index"): the loser waits and then finds the tables made.
+    """
     beat = config.heartbeat
-    try:
+
+    def attempt() -> RDBStorage:
         return RDBStorage(
             url,
             heartbeat_interval=beat.interval,
@@ -85,6 +91,21 @@ def build_storage(url: str, config: SweepConfig) -> RDBStorage:
             heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=beat.max_retry),
             engine_kwargs={"pool_pre_ping": True},
         )
+
+    for pause in SCHEMA_RACE_PAUSES:
+        try:
+            return attempt()
+        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError):
+            time.sleep(pause)
+    return attempt()
+
+
+def build_storage(url: str, config: SweepConfig) -> RDBStorage:
+    """An RDB storage (a SQLite file or any SQLAlchemy URL) with heartbeat and retry of stale trials, connected now."""
+    if url.startswith("sqlite:///"):
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    try:
+        return _connect(url, config)
     except ModuleNotFoundError as error:
         raise ConfigError(f"storage {url!r} needs the database driver {error.name!r}: pip install it") from error
     except Exception as error:  # SQLAlchemy's errors for a bad URL, refused connection, unknown host, ...

@@ -6,13 +6,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from lra_fixtures.sweeps import tiny_sweep, write_sweep
+from lra_fixtures.sweeps import write_sweep
 
 from lra.overrides import ConfigError
 from lra.sweep import main as sweep_main
 from lra.sweep.config import load_sweep_config
 
-SPACE = tiny_sweep()["search_space"]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def fails(work: Path, capsys: pytest.CaptureFixture[str], *args: str, **changes: Any) -> str:
@@ -106,3 +106,22 @@ def test_a_sweep_needs_tasks_or_a_suite(tmp_path: Path) -> None:
     path.write_text(text)
     with pytest.raises(ConfigError, match="exactly one of `tasks:`"):
         load_sweep_config(path)
+
+
+@pytest.mark.parametrize("name", ["smoke", "nala_listops", "nala_lra"])
+def test_shipped_sweeps_are_checked_clean(name: str) -> None:
+    from lra.sweep.objective import SweepObjective
+    from lra.sweep.study import build_pruner, build_sampler
+
+    config = load_sweep_config(REPO / "sweeps" / f"{name}.yaml")
+    assert {param.key for param in config.search_space} >= {"model.attention_kwargs.alpha", "model.depth"}
+    build_sampler(config, None), build_pruner(config)
+    SweepObjective(config, {}).check()
+    if name == "nala_lra":
+        assert config.objective == "average" and config.task_names == (
+            "listops",
+            "text",
+            "retrieval",
+            "image",
+            "pathfinder",
+        )

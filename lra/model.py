@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
@@ -32,15 +33,24 @@ def attention_per_layer(attention: str | Sequence[str], depth: int) -> list[str]
 
 
 def kwargs_per_layer(names: list[str], attention_kwargs: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """Give each layer the attention_kwargs its attention accepts; a key no layer accepts is an error.
+    """Give each layer the attention_kwargs its attention accepts.
 
-    In a hybrid (e.g. nala then softmax) `{alpha: 3.0}` reaches the NaLa layers only.
+    In a hybrid (e.g. nala then softmax) `{alpha: 3.0}` reaches the NaLa layers only. A key that no registered
+    attention accepts is an error (a typo); one that only attentions not in use accept (NaLa's alpha with
+    `attention: softmax`) is left out with a warning, so switching the attention of a task config just works.
     """
     accepted = {name: set(accepted_kwargs(ATTENTIONS[name])) for name in names}
+    known = {key for cls in ATTENTIONS.values() for key in accepted_kwargs(cls)}
+    unknown = sorted(set(attention_kwargs) - known)
+    if unknown:
+        options = {name: sorted(keys) for name, keys in accepted.items()}
+        raise ValueError(f"model.attention_kwargs: {unknown} not accepted by any attention; accepted here: {options}")
     unused = sorted(set(attention_kwargs) - set().union(*accepted.values()))
     if unused:
-        options = {name: sorted(keys) for name, keys in accepted.items()}
-        raise ValueError(f"model.attention_kwargs: {unused} not accepted by any layer's attention; accepted: {options}")
+        warnings.warn(
+            f"model.attention_kwargs {unused} are not used: no layer's attention ({sorted(set(names))}) takes them",
+            stacklevel=2,
+        )
     return [{key: value for key, value in attention_kwargs.items() if key in accepted[name]} for name in names]
 
 

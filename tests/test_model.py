@@ -64,9 +64,14 @@ def test_unknown_attention_names_the_known_ones() -> None:
         attention_per_layer("nalla", 2)
 
 
-def test_kwarg_no_layer_accepts_is_an_error() -> None:
-    with pytest.raises(ValueError, match=r"\['alpah'\] not accepted"):
+def test_kwarg_no_attention_accepts_is_an_error() -> None:
+    with pytest.raises(ValueError, match=r"\['alpah'\] not accepted by any attention"):
         kwargs_per_layer(["nala", "softmax"], {"alpah": 2.0})
+
+
+def test_kwargs_of_an_attention_not_in_use_are_left_out_with_a_warning() -> None:
+    with pytest.warns(UserWarning, match=r"\['alpha', 'beta'\] are not used: no layer's attention \(\['softmax'\]\)"):
+        assert kwargs_per_layer(["softmax", "softmax"], {"alpha": 3.0, "beta": 0.5}) == [{}, {}]
 
 
 def test_two_tower_classifies_the_four_way_combination_with_one_shared_encoder() -> None:

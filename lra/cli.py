@@ -110,7 +110,7 @@ def lightning_main(args: ArgsType = None) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`lra fit|validate|test|predict ...` (LightningCLI), `lra data|sweep|bench ...`."""
+    """`lra fit|validate|test|predict ...` (LightningCLI), `lra data|suite|sweep|bench ...`."""
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["data"]:
         from lra.data.commands import main as data_main
@@ -121,6 +121,10 @@ def main(argv: list[str] | None = None) -> int:
         from lra.sweep import main as sweep_main
 
         return sweep_main(argv[1:])
+    if argv[:1] == ["suite"]:
+        from lra.suite import main as suite_main
+
+        return suite_main(argv[1:])
     if argv[:1] == ["bench"]:
         from lra.bench import main as bench_main
 

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import logging
 import time
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -53,12 +55,31 @@ def _cli(args: list[str], **kwargs: Any) -> LRACLI:
         return LRACLI(args=args, **kwargs)
 
 
+@contextlib.contextmanager
+def quiet_lightning() -> Iterator[None]:
+    """Lightning's INFO lines (seed, devices, tips) left out while configs are only being checked."""
+    loggers = [logging.getLogger(name) for name in ("lightning.pytorch", "lightning.fabric")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
+
+
 def check_config(config: Mapping[str, Any], source: str) -> None:
-    """Parse and instantiate `config` (model, data, trainer) without training; a ConfigError naming `source` if not."""
+    """Parse and instantiate `config` (model, data, trainer) and find its data files, without training or generating.
+
+    Any problem is a ConfigError naming `source`: unknown keys, bad values, a data.root with no data in it.
+    """
     quiet = apply_overrides(config, {"trainer.logger": False}, source)
     try:
-        _cli(_args(quiet), run=False, parser_kwargs={"exit_on_error": False})
-    except (argparse.ArgumentError, ValueError, TypeError) as error:
+        with quiet_lightning():
+            cli = _cli(_args(quiet), run=False, parser_kwargs={"exit_on_error": False})
+            cli.datamodule.cache_path  # noqa: B018 (finding the files is the check: the cache name fingerprints them)
+    except (argparse.ArgumentError, ValueError, TypeError, FileNotFoundError) as error:
         raise ConfigError(f"{source}: {error}") from error
 
 

@@ -7,11 +7,28 @@ from collections.abc import Mapping
 from typing import Any
 
 from lra.attention.base import Attention, KernelAttention
+from lra.attention.cosformer import CosFormerAttention
+from lra.attention.hedgehog import HedgehogAttention
 from lra.attention.linear import LinearAttention
 from lra.attention.nala import NaLaAttention
+from lra.attention.nystrom import NystromAttention
+from lra.attention.performer import PerformerAttention
+from lra.attention.polaformer import PolaFormerAttention
 from lra.attention.softmax import SoftmaxAttention
 
-ATTENTIONS: dict[str, type[Attention]] = {cls.name: cls for cls in (SoftmaxAttention, LinearAttention, NaLaAttention)}
+ATTENTIONS: dict[str, type[Attention]] = {
+    cls.name: cls
+    for cls in (
+        SoftmaxAttention,
+        LinearAttention,
+        NaLaAttention,
+        NystromAttention,
+        HedgehogAttention,
+        PerformerAttention,
+        CosFormerAttention,
+        PolaFormerAttention,
+    )
+}
 
 
 def accepted_kwargs(cls: type[Attention]) -> list[str]:
@@ -39,9 +56,14 @@ def build_attention(name: str, dim: int, heads: int, kwargs: Mapping[str, Any] |
 __all__ = [
     "ATTENTIONS",
     "Attention",
+    "CosFormerAttention",
+    "HedgehogAttention",
     "KernelAttention",
     "LinearAttention",
     "NaLaAttention",
+    "NystromAttention",
+    "PerformerAttention",
+    "PolaFormerAttention",
     "SoftmaxAttention",
     "accepted_kwargs",
     "build_attention",

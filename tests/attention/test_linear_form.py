@@ -7,7 +7,15 @@ from typing import Any
 import pytest
 import torch
 
-from lra.attention import KernelAttention, LinearAttention, NaLaAttention
+from lra.attention import (
+    CosFormerAttention,
+    HedgehogAttention,
+    KernelAttention,
+    LinearAttention,
+    NaLaAttention,
+    PerformerAttention,
+    PolaFormerAttention,
+)
 
 B, H, L, D = 2, 2, 9, 4  # head dim D
 
@@ -18,7 +26,13 @@ KERNELS: list[tuple[type[KernelAttention], dict[str, Any]]] = [
     (NaLaAttention, {"beta": 0.0, "alpha": 0.6, "learnable": True}),  # powers below 1 near zero
     (NaLaAttention, {"variant": "cosine_inhibit"}),
     (NaLaAttention, {"variant": "cosine_inhibit", "learnable": True, "inhibit_scale": 3.0}),
+    (HedgehogAttention, {}),
+    (PerformerAttention, {}),  # the projection and stabilisers are shared by both forms
+    (CosFormerAttention, {}),
+    (PolaFormerAttention, {}),  # its learned powers are compared in test_polaformer.py
 ]
+# Learnable feature-map parameters whose gradients are compared too (NaLa's α, β; Hedgehog's W, b).
+FEATURE_PARAMETERS = ("alpha", "beta", "feature_q.weight", "feature_q.bias", "feature_k.weight", "feature_k.bias")
 IDS = [cls.name + "".join(f"-{k}={v}" for k, v in kwargs.items()) for cls, kwargs in KERNELS]
 
 
@@ -39,7 +53,7 @@ def outputs_and_grads(
     attend = module.attend_quadratic if quadratic else module.attend
     out = attend(q, k, v, mask)
     weights = torch.linspace(-1.0, 2.0, out.numel(), dtype=dtype).view_as(out)
-    inputs = [q, k, v, *(p for n, p in module.named_parameters() if n in ("alpha", "beta"))]
+    inputs = [q, k, v, *(p for n, p in module.named_parameters() if n in FEATURE_PARAMETERS)]
     grads = torch.autograd.grad((out * weights).sum(), inputs, allow_unused=True)
     return [out.detach(), *(g if g is not None else torch.zeros_like(t) for g, t in zip(grads, inputs, strict=True))]
 
@@ -53,7 +67,8 @@ def test_linear_form_matches_quadratic_float64(
     mask = torch.arange(L)[None, :] < torch.tensor([L, 5])[:, None] if padded else None
     fast = outputs_and_grads(module, False, mask, torch.float64)
     reference = outputs_and_grads(module, True, mask, torch.float64)
-    assert len(fast) == (6 if kwargs.get("learnable") else 4)  # out, dq, dk, dv (+ dα, dβ)
+    learned = 4 if cls is HedgehogAttention else 2 if kwargs.get("learnable") else 0  # W_q, b_q, W_k, b_k | α, β
+    assert len(fast) == 4 + learned  # out, dq, dk, dv, then the learned feature-map parameters
     for a, b in zip(fast, reference, strict=True):
         assert torch.isfinite(a).all()
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)

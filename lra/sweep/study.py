@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import optuna
 import sqlalchemy.exc
 from optuna.exceptions import ExperimentalWarning
@@ -106,22 +107,34 @@ def build_storage(url: str, config: SweepConfig) -> RDBStorage:
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     try:
         return _connect(url, config)
-    except ModuleNotFoundError as error:
-        raise ConfigError(f"storage {url!r} needs the database driver {error.name!r}: pip install it") from error
+    except ImportError as error:  # Optuna re-raises a missing driver module as a plain ImportError
+        missing = getattr(error.__cause__, "name", None) or getattr(error, "name", None) or str(error)
+        raise ConfigError(
+            f"storage {shown(url)!r} needs the database driver {missing!r}: pip install -e '.[postgres]'"
+        ) from error
     except Exception as error:  # SQLAlchemy's errors for a bad URL, refused connection, unknown host, ...
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise ConfigError(f"storage {url!r} cannot be used: {first_line}") from error
+        raise ConfigError(f"storage {shown(url)!r} cannot be used: {first_line}") from error
 
 
-def open_study(
-    config: SweepConfig, storage: RDBStorage, sampler: optuna.samplers.BaseSampler, pruner: optuna.pruners.BasePruner
-) -> optuna.Study:
-    """Create the study, or load it to continue; a stored study with another direction is refused."""
+def shown(url: str) -> str:
+    """The storage URL as printed in messages: any password replaced by ***."""
+    try:
+        return sqlalchemy.engine.make_url(url).render_as_string(hide_password=True)
+    except sqlalchemy.exc.ArgumentError:
+        return url
+
+
+def open_study(config: SweepConfig, storage: RDBStorage, seed: int | None) -> optuna.Study:
+    """Create the study, or load it to continue; a stored study with another direction is refused.
+
+    `seed` is the command's --seed (None: the file's sampler seed).
+    """
     study = optuna.create_study(
         study_name=config.study_name,
         storage=storage,
-        sampler=sampler,
-        pruner=pruner,
+        sampler=build_sampler(config, seed),
+        pruner=build_pruner(config),
         direction=config.direction,
         load_if_exists=True,
     )
@@ -130,6 +143,12 @@ def open_study(
         raise ConfigError(
             f"study {config.study_name!r} in the storage was made to {stored}; {config.path} says {config.direction}"
         )
+    done = len(study.get_trials(deepcopy=False))
+    base = seed if seed is not None else config.sampler.get("seed")
+    if done and base is not None:
+        # Continuing: the seed alone would make the sampler's random phase draw the points already tried again.
+        # Mixing in the number of stored trials keeps a continued run reproducible and distinct.
+        study.sampler = build_sampler(config, int(np.random.SeedSequence([base, done]).generate_state(1)[0]))
     return study
 
 

@@ -85,9 +85,15 @@ def test_bad_study_settings(tmp_path: Path, capsys: pytest.CaptureFixture[str], 
 
 
 def test_unreachable_storage_is_reported_before_training(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    url = "postgresql://nobody@127.0.0.1:1/lra"
-    err = fails(tmp_path, capsys, "--storage", url)
-    assert f"storage {url!r} cannot be used" in err
+    err = fails(tmp_path, capsys, "--storage", "postgresql://nobody:secret@127.0.0.1:1/lra")
+    assert "storage 'postgresql://nobody:***@127.0.0.1:1/lra' cannot be used" in err  # the password is not shown
+    assert "secret" not in err
+    assert "127.0.0.1" in err.split("cannot be used: ", 1)[1]  # the driver really tried to connect
+
+
+def test_a_missing_database_driver_is_named(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    err = fails(tmp_path, capsys, "--storage", "postgresql+pg8000://nobody@127.0.0.1:1/lra")
+    assert "needs the database driver 'pg8000'" in err
 
 
 def test_bad_command_line_set_is_reported(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

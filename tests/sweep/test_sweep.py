@@ -115,6 +115,7 @@ def test_rerunning_continues_the_study(finished: tuple[Path, optuna.Study, str])
     trials = optuna.load_study(study_name="tiny", storage=f"sqlite:///{work}/runs/sweeps/tiny.db").get_trials()
     assert [trial.number for trial in trials] == [0, 1, 2, 3]
     assert {trial.number: trial.params for trial in trials[:3]} == before
+    assert trials[3].params not in before.values(), "a continued study must not redraw the points it has tried"
 
 
 def test_a_suite_objective_averages_tasks_and_reports_after_each(tmp_path: Path) -> None:

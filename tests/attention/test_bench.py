@@ -23,5 +23,5 @@ def test_bench_prints_a_table_with_ratios(capsys: pytest.CaptureFixture[str]) ->
 
 def test_bench_rejects_unknown_attention(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
-        main(["--attention", "softmax,performer"])
-    assert "performer" in capsys.readouterr().err
+        main(["--attention", "softmax,reformer"])
+    assert "reformer" in capsys.readouterr().err

@@ -8,6 +8,7 @@ BENCHMARKS = {
     "attention": "lra.bench.attention",
     "listops": "lra.bench.listops",
     "pathfinder": "lra.bench.pathfinder",
+    "train": "lra.bench.train",
 }
 
 

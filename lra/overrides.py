@@ -79,6 +79,18 @@ def apply_overrides(config: Mapping[str, Any], overrides: Mapping[str, Any], sou
     return result
 
 
+def check_overrides(value: Any, where: str) -> dict[str, Any]:
+    """A file's mapping of dotted config keys (`model.depth`) to values, checked; None is empty."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ConfigError(f"{where}: expected a mapping of dotted config keys to values, got {value!r}")
+    for key in value:
+        if not isinstance(key, str) or not all(key.split(".")):
+            raise ConfigError(f"{where}: {key!r} is not a dotted config key such as model.depth")
+    return dict(value)
+
+
 def parse_assignments(assignments: Iterable[str], flag: str = "--set") -> dict[str, Any]:
     """`["model.depth=3", "model.attention=softmax"]` -> {"model.depth": 3, ...}; values are read as YAML."""
     parsed: dict[str, Any] = {}

@@ -11,7 +11,15 @@ from typing import Any
 import yaml
 
 from lra.data.tasks import TASKS
-from lra.overrides import ConfigError, apply_overrides, digest, find_task_config, load_yaml_mapping, task_name
+from lra.overrides import (
+    ConfigError,
+    apply_overrides,
+    check_overrides,
+    digest,
+    find_task_config,
+    load_yaml_mapping,
+    task_name,
+)
 
 # The five tasks of the LRA average (reference/lra.md), in the order of its tables. Path-X is a column of its own.
 LRA_TASKS = ("listops", "text", "retrieval", "image", "pathfinder")
@@ -64,18 +72,6 @@ def flow(value: Any) -> str:
     return text.removesuffix("...").strip()
 
 
-def _overrides(value: Any, where: str) -> dict[str, Any]:
-    """A mapping of dotted config keys (`model.depth`) to values; None is empty."""
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise ConfigError(f"{where}: expected a mapping of dotted config keys to values, got {value!r}")
-    for key in value:
-        if not isinstance(key, str) or not all(key.split(".")):
-            raise ConfigError(f"{where}: {key!r} is not a dotted config key such as model.depth")
-    return dict(value)
-
-
 def _tasks(value: Any, where: str) -> tuple[str, ...]:
     """A non-empty list of distinct task names or config paths."""
     if not isinstance(value, list) or not value or not all(isinstance(task, str) and task.strip() for task in value):
@@ -107,8 +103,8 @@ def load_suite_config(path: Path) -> SuiteConfig:
     for task, overrides in per_task.items():
         if task_name(str(task)) not in names:
             raise ConfigError(f"{path}: task_set[{task!r}]: not one of the suite's tasks ({', '.join(names)})")
-        task_set[task_name(str(task))] = _overrides(overrides, f"{path}: task_set[{task!r}]")
-    return SuiteConfig(path, tasks, _overrides(raw.get("set"), f"{path}: set"), task_set)
+        task_set[task_name(str(task))] = check_overrides(overrides, f"{path}: task_set[{task!r}]")
+    return SuiteConfig(path, tasks, check_overrides(raw.get("set"), f"{path}: set"), task_set)
 
 
 def select_tasks(suite: SuiteConfig, selection: str) -> SuiteConfig:

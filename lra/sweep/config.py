@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from lra.overrides import ConfigError, load_yaml_mapping, task_name
+from lra.overrides import ConfigError, check_overrides, load_yaml_mapping, task_name
 
 SAMPLERS = ("tpe", "random", "cmaes", "qmc", "gp")
 PRUNERS = ("median", "hyperband", "none")
@@ -88,13 +88,6 @@ def _expect(value: Any, kind: type | tuple[type, ...], where: str, what: str) ->
     if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
         raise ConfigError(f"{where}: expected {what}, got {value!r}")
     return value
-
-
-def _overrides(value: Any, where: str) -> dict[str, Any]:
-    value = {} if value is None else _expect(value, dict, where, "a mapping of dotted config keys to values")
-    for key in value:
-        _expect(key, str, where, "dotted config keys such as model.depth")
-    return dict(value)
 
 
 def parse_param(key: str, spec: Any, where: str) -> Param:
@@ -190,11 +183,11 @@ def load_sweep_config(path: Path) -> SweepConfig:
     )
     if not space:
         raise ConfigError(f"{where}: search_space is empty; name at least one config key to search")
-    for name, overrides in _overrides(raw.get("task_set"), f"{where}: task_set").items():
+    for name, overrides in check_overrides(raw.get("task_set"), f"{where}: task_set").items():
         if name not in names:
             raise ConfigError(f"{where}: task_set[{name!r}]: not one of the tasks ({', '.join(names)})")
-        task_set.setdefault(name, {}).update(_overrides(overrides, f"{where}: task_set[{name!r}]"))
-    heartbeat = _overrides(raw.get("heartbeat"), f"{where}: heartbeat")
+        task_set.setdefault(name, {}).update(check_overrides(overrides, f"{where}: task_set[{name!r}]"))
+    heartbeat = check_overrides(raw.get("heartbeat"), f"{where}: heartbeat")
     extra = sorted(set(heartbeat) - {"interval", "grace_period", "max_retry"})
     if extra:
         raise ConfigError(
@@ -212,8 +205,8 @@ def load_sweep_config(path: Path) -> SweepConfig:
         direction=direction,
         n_trials=n_trials,
         search_space=tuple(parse_param(key, spec, where) for key, spec in space.items()),
-        set={**shared, **_overrides(raw.get("set"), f"{where}: set")},
-        trial_set=_overrides(raw.get("trial_set"), f"{where}: trial_set"),
+        set={**shared, **check_overrides(raw.get("set"), f"{where}: set")},
+        trial_set=check_overrides(raw.get("trial_set"), f"{where}: trial_set"),
         task_set=task_set,
         sampler=_named(raw.get("sampler"), f"{where}: sampler", "sampler", SAMPLERS, {"name": "tpe", "seed": 0}),
         pruner=_named(raw.get("pruner"), f"{where}: pruner", "pruner", PRUNERS, {"name": "median"}),

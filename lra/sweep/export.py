@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +9,7 @@ import optuna
 import yaml
 
 from lra.overrides import ConfigError
+from lra.suite_report import write_atomically
 from lra.sweep.objective import SweepObjective
 
 
@@ -39,7 +39,4 @@ def best_config(study: optuna.Study, objective: SweepObjective) -> tuple[str, di
 def export_best(study: optuna.Study, objective: SweepObjective, path: Path) -> None:
     """Write the best trial's config to `path` atomically (a task config; a suite file for a multi-task sweep)."""
     header, config = best_config(study, objective)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".part")
-    partial.write_text(header + yaml.safe_dump(config, sort_keys=False))
-    os.replace(partial, path)
+    write_atomically(path, header + yaml.safe_dump(config, sort_keys=False))

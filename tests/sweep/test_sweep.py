@@ -10,6 +10,7 @@ import yaml
 from lra_fixtures.sweeps import TINY_BUDGET, TINY_LISTOPS, run_sweep, write_sweep
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams import plugin_data_pb2
+from test_cli import scalars
 
 from lra.training import check_config
 
@@ -23,14 +24,6 @@ def events(folder: Path) -> list[EventAccumulator]:
         accumulator.Reload()
         accumulators.append(accumulator)
     return accumulators
-
-
-def scalars(folder: Path) -> dict[str, list[float]]:
-    values: dict[str, list[float]] = {}
-    for accumulator in events(folder):
-        for tag in accumulator.Tags()["scalars"]:
-            values.setdefault(tag, []).extend(event.value for event in accumulator.Scalars(tag))
-    return values
 
 
 def hparams(folder: Path) -> dict[str, object]:

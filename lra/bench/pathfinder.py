@@ -13,7 +13,7 @@ import os
 import tempfile
 import time
 
-from lra.data.pathfinder_generator import DIFFICULTIES, RESOLUTIONS, generate_pathfinder
+from lra.data.generate.pathfinder import DIFFICULTIES, RESOLUTIONS, generate_pathfinder
 
 PROJECTED = 200_000
 # Seconds per image of the original generator (snakes2.py) on one core, at 32 px.

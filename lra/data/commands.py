@@ -10,8 +10,8 @@ from pathlib import Path
 from jsonargparse import ArgumentParser
 
 from lra.data.base import LRADataModule
-from lra.data.listops_generator import ListOpsSpec, generate_listops
-from lra.data.pathfinder_generator import DIFFICULTIES, RESOLUTIONS, generate_pathfinder
+from lra.data.generate.listops import ListOpsSpec, generate_listops
+from lra.data.generate.pathfinder import DIFFICULTIES, RESOLUTIONS, generate_pathfinder
 from lra.data.tasks import TASKS
 from lra.data.verify import verify
 

@@ -26,8 +26,8 @@ from PIL import Image
 from lra.data.base import LRADataModule
 from lra.data.cache import cache_folder, cache_root, file_fingerprints, generated_folder, is_cached, read_settings
 from lra.data.checks import check_int, check_workers
+from lra.data.generate.pathfinder import DIFFICULTIES, GENERATOR_VERSION, RESOLUTIONS, generate_pathfinder
 from lra.data.layout import RELEASE_URL, find_layout
-from lra.data.pathfinder_generator import DIFFICULTIES, GENERATOR_VERSION, RESOLUTIONS, generate_pathfinder
 
 log = logging.getLogger("lra.data")
 
@@ -208,7 +208,7 @@ def decode_pngs(paths: Sequence[str], resolution: int, workers: int | None = Non
 
 class PathfinderDataModule(LRADataModule):
     """Pathfinder (resolution 32) and Path-X (resolution 128): official images under `root`, or (root=None)
-    generated with lra.data.pathfinder_generator and cached.
+    generated with lra.data.generate.pathfinder and cached.
 
     `difficulty` is the contour length: 6 (curv_baseline), 9 or 14 (curv_contour_length_14, LRA's level). The
     images are split 80/10/10 by a permutation seeded with `seed`, which also seeds generation. `workers`

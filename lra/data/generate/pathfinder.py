@@ -2,9 +2,9 @@
 
 Implements shared/reference/pathfinder.md: two target snakes grown alternately on a shared occupancy map M,
 short distractor snakes, two markers, max-combined and stretched to 0..255. Speed comes from drawing each paddle
-shape once per process (lra.data.pathfinder_stamps), keeping M as bytes that the hot loop reads element-wise and
-NumPy updates window-wise, scoring only the candidates a turn can reach, drawing strokes only for contours that
-are kept, and fixed-size seeded shards written by a process pool. Images depend only on (seed, resolution,
+shape once per process (pathfinder_stamps), keeping M as bytes that the hot loop reads element-wise and NumPy
+updates window-wise, scoring only the candidates a turn can reach, drawing strokes only for contours that are
+kept, and fixed-size seeded shards written by a process pool. Images depend only on (seed, resolution,
 difficulty, shard_size), never on the number of workers.
 """
 
@@ -25,7 +25,7 @@ import numpy as np
 from PIL import Image
 
 from lra.data.checks import check_int
-from lra.data.pathfinder_stamps import (
+from lra.data.generate.pathfinder_stamps import (
     FULL,
     Paddle,
     candidates,

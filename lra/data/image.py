@@ -31,7 +31,7 @@ SIDE = 32
 PIXELS = SIDE * SIDE  # 1024 tokens per image
 VOCAB_SIZE = 256
 NUM_CLASSES = 10
-VAL_PERCENT = 10  # val = the last 10% of the training batches (reference/lra.md)
+VAL_PERCENT = 10  # val = the last 10% of the training batches, as in LRA (Tay et al., 2021, arXiv 2011.04006)
 REFERENCE_SIZES = {"train": 45_000, "val": 5_000, "test": 10_000}
 
 # ndarray.__reduce__ names numpy's array rebuilder (numpy.core.multiarray._reconstruct before numpy 2,

@@ -1,4 +1,5 @@
-"""The sweep YAML: which tasks, fixed overrides, the search space over dotted config keys, the study settings."""
+"""The sweep file: which task configs (or a suite file), fixed overrides, the search space over dotted config keys,
+the study settings."""
 
 from __future__ import annotations
 
@@ -150,9 +151,9 @@ def load_sweep_config(path: Path) -> SweepConfig:
     task_set: dict[str, dict[str, Any]] = {}
     suite = None
     if "suite" in raw:
-        from lra.suite_config import load_suite_config
+        from lra.suite.config import load_suite_config
 
-        suite = Path(_expect(raw["suite"], str, f"{where}: suite", "the path of a suite file such as sweeps/lra.yaml"))
+        suite = Path(_expect(raw["suite"], str, f"{where}: suite", "the path of a suite file such as suites/lra.yaml"))
         suite = path.parent / suite if (path.parent / suite).is_file() else suite  # next to the sweep file, else here
         loaded = load_suite_config(suite)
         tasks, shared, task_set = (

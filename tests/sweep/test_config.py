@@ -13,7 +13,7 @@ from lra_fixtures.sweeps import write_sweep
 from lra_fixtures.text import write_imdb
 
 from lra.overrides import ConfigError
-from lra.sweep import main as sweep_main
+from lra.sweep.command import main as sweep_main
 from lra.sweep.config import load_sweep_config
 from lra.sweep.objective import SweepObjective
 from lra.sweep.study import build_pruner, build_sampler

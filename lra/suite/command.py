@@ -12,9 +12,9 @@ from typing import Any
 from torch.utils.tensorboard import SummaryWriter
 from torch.utils.tensorboard.summary import hparams
 
+from lra.data.tasks import AVERAGED_TASKS
 from lra.overrides import digest, parse_assignments
-from lra.suite_config import (
-    LRA_TASKS,
+from lra.suite.config import (
     SUITE_RUN,
     SuiteConfig,
     SuiteTask,
@@ -23,8 +23,8 @@ from lra.suite_config import (
     select_tasks,
     suite_tasks,
 )
-from lra.suite_report import SuiteResults
-from lra.training import check_config, fit_task
+from lra.suite.report import SuiteResults
+from lra.training.run import check_config, fit_task
 
 __all__ = ["load_suite_config", "main", "run_suite"]
 
@@ -35,7 +35,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         description="Train every task of a suite file, score each test split from its best-validation checkpoint "
         "and report the LRA average beside the published protocol-2 table. Re-running continues a suite.",
     )
-    parser.add_argument("--config", type=Path, required=True, help="the suite file, e.g. sweeps/lra.yaml")
+    parser.add_argument("--config", type=Path, required=True, help="the suite file, e.g. sweeps/suites/lra.yaml")
     parser.add_argument(
         "--set",
         action="append",
@@ -77,7 +77,7 @@ def open_writer(
             for key, value in overrides.items():
                 scalar = isinstance(value, (bool, int, float, str))
                 params[prefix + key] = value if scalar else flow(value)
-        names = dict.fromkeys([*LRA_TASKS, *(task.name for task in tasks)])
+        names = dict.fromkeys([*AVERAGED_TASKS, *(task.name for task in tasks)])
         metrics = {f"lra/{name}": 0.0 for name in [*names, "average"]}  # declares the metric tags; values unused
         for summary in hparams(params, metrics):
             writer.file_writer.add_summary(summary)
@@ -141,9 +141,6 @@ def train(task: SuiteTask, out: Path, results: SuiteResults, tasks: Sequence[Sui
 
 def main(argv: Sequence[str]) -> int:
     """`lra suite --config FILE [--set KEY=VALUE ...] [--tasks A,B] [--out DIR]`; user errors exit 1 in one line."""
-    from lra.cli import show_harness_logs
-
-    show_harness_logs()
     try:
         return run_suite(parse_args(argv))
     except (ValueError, FileNotFoundError) as error:  # config, --set, data: the message names the file or key

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from lra.overrides import ConfigError, check_overrides, load_yaml_mapping, task_name
+from lra.overrides import ConfigError, check_overrides, check_task_configs, load_yaml_mapping, task_name
 
 SAMPLERS = ("tpe", "random", "cmaes", "qmc", "gp")
 PRUNERS = ("median", "hyperband", "none")
@@ -162,11 +162,7 @@ def load_sweep_config(path: Path) -> SweepConfig:
             {k: dict(v) for k, v in loaded.task_set.items()},
         )
     else:
-        tasks = tuple(_expect(raw["tasks"], list, f"{where}: tasks", "a non-empty list of task names or config paths"))
-        if not tasks or not all(isinstance(task, str) for task in tasks):
-            raise ConfigError(
-                f"{where}: tasks: expected a non-empty list of task names or config paths, got {raw['tasks']!r}"
-            )
+        tasks = check_task_configs(raw["tasks"], f"{where}: tasks")
     names = [task_name(task) for task in tasks]
     objective = raw.get("objective", names[0] if len(names) == 1 else "average")
     if objective != "average" and objective not in names:

@@ -109,12 +109,13 @@ def run_suite(args: argparse.Namespace) -> int:
                 train(task, out, results, tasks, writer)
             value, over = results.average()
             if value is not None:
-                writer.add_scalar("lra/average", value, len(over))  # step: how many of the five tasks it covers
+                writer.add_scalar("lra/average", value, len(over))  # step: how many of the averaged tasks it covers
         finally:
             writer.close()
     value, over = results.average()
     if value is not None:
-        print(f"lra suite: LRA average {100 * value:.2f}% over {len(over)} of 5 tasks ({', '.join(over)})")
+        covered = f"{len(over)} of {len(AVERAGED_TASKS)} tasks ({', '.join(over)})"
+        print(f"lra suite: LRA average {100 * value:.2f}% over {covered}")
     print(f"lra suite: {out / 'results.md'}, {out / 'results.json'}; TensorBoard: tensorboard --logdir {out}")
     return 0
 

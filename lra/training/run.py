@@ -22,7 +22,8 @@ from lra.training.lightning_cli import LRACLI
 
 @dataclass
 class TaskRun:
-    """What one run of a task produced: accuracies are fractions in [0, 1]; test_acc is None when not scored."""
+    """What one run of a task config (`task`: its name) produced: accuracies are fractions in [0, 1]; test_acc is
+    None when not scored."""
 
     task: str
     best_val_acc: float

@@ -26,8 +26,6 @@ from lra.suite.config import (
 from lra.suite.report import SuiteResults
 from lra.training.run import check_config, fit_task
 
-__all__ = ["load_suite_config", "main", "run_suite"]
-
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from lra.attention import CosFormerAttention, build_attention
-from lra.attention.cosformer import cos_angles
+from lra.attention.feature_maps import cos_angles
 
 
 def explicit_cosformer(
@@ -82,7 +82,7 @@ def test_weights_are_nonnegative_and_decay_with_distance() -> None:
     q = torch.ones(1, 1, 6, 2, dtype=torch.float64)
     k = torch.ones(1, 1, 6, 2, dtype=torch.float64)
     mask = torch.tensor([[True, False, True, True, True, True]])  # a hole: 5 real tokens over 6 positions
-    fq, fk = module.masked_feature_maps(q, k, mask)  # (1, 1, 6, 4) each
+    fq, fk = module.feature_maps(q, k, mask)  # (1, 1, 6, 4) each
     a = (fq @ fk.transpose(-2, -1))[0, 0]  # (L, L): relu(q)·relu(k) = 2 times cos(θ_i − θ_j)
     assert float(a.min()) > 0
     row = a[0, [0, 2, 3, 4, 5]]  # query 1 against the real keys at distances 0, 2, 3, 4, 5
@@ -94,7 +94,7 @@ def test_relu_features_drop_negative_coordinates() -> None:
     module = CosFormerAttention(2, 1).double()
     q = torch.tensor([[[[1.0, -2.0]]]], dtype=torch.float64)
     k = torch.tensor([[[[-3.0, 4.0]], [[0.5, 1.0]]]], dtype=torch.float64).transpose(1, 2)  # (1, 1, 2, 2)
-    fq, fk = module.masked_feature_maps(q.expand(1, 1, 2, 2), k, None)
+    fq, fk = module.feature_maps(q.expand(1, 1, 2, 2), k, None)
     a = fq @ fk.transpose(-2, -1)  # relu(q)·relu(k1) = 0, relu(q)·relu(k2) = 0.5
     assert float(a[0, 0, 0, 0]) == 0.0
     assert float(a[0, 0, 0, 1]) == pytest.approx(0.5 * math.cos(math.pi / 2 * (0 - 1) / 2))

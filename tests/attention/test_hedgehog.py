@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from lra.attention import HedgehogAttention
-from lra.attention.hedgehog import HedgehogFeatureMap
+from lra.attention.feature_maps import HedgehogFeatureMap
 
 
 def test_feature_map_starts_as_the_identity_spiky_map() -> None:

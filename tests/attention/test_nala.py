@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from lra.attention import LinearAttention, NaLaAttention
-from lra.attention.nala import NormAwareQueryPower, SignedPower, abs_pow, cosine_inhibit_map, relu_split_map
+from lra.attention.feature_maps import NormAwareQueryPower, SignedPower, abs_pow, cosine_inhibit_map, relu_split_map
 
 
 def test_relu_split_query_map_by_hand() -> None:

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from lra.attention import PerformerAttention, build_attention
-from lra.attention.performer import orthogonal_gaussian
+from lra.attention.feature_maps import orthogonal_gaussian
 
 
 def softmax_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float) -> torch.Tensor:
@@ -77,13 +77,13 @@ def test_padded_keys_do_not_move_the_key_stabiliser() -> None:
     module = PerformerAttention(8, 2, num_features=16).double()
     q, k = (torch.randn(2, 2, 7, 4, dtype=torch.float64) for _ in range(2))
     mask = torch.arange(7)[None, :] < torch.tensor([7, 5])[:, None]  # (B, L)
-    fq, fk = module.masked_feature_maps(q, k, mask)
+    fq, fk = module.feature_maps(q, k, mask)
     # Padded keys at the longest projection row: x' = w maximises w·x' − ‖x'‖²/2, so these padded
     # keys would own the largest logit of their sequence, and the stabiliser if it looked at them.
     w = module.projection[module.projection.norm(dim=-1).argmax()]  # (d,)
     k_other = k.clone()
     k_other[1, :, 5:] = w * 4**0.25
-    fq_other, fk_other = module.masked_feature_maps(q, k_other, mask)
+    fq_other, fk_other = module.feature_maps(q, k_other, mask)
     assert torch.equal(fk_other[1, :, :5], fk[1, :, :5]) and torch.equal(fq_other, fq)
     assert torch.equal(fk[1, :, 5:], torch.zeros_like(fk[1, :, 5:]))  # padded keys: no weight
     real_max = fk[1, :, :5].amax((-2, -1))  # (H,): the stabiliser is the max over real keys

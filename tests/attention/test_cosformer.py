@@ -64,19 +64,6 @@ def test_m_is_the_sequence_length_not_the_padded_length() -> None:
     assert not torch.allclose(theta9[..., :5, :], theta5[..., :5, :])
 
 
-def test_angles_by_hand() -> None:
-    # M = 4 real tokens of 6: θ_i = π/2 · i / 4 for i = 1..4 = [π/8, π/4, 3π/8, π/2]; the two padded
-    # positions after the sequence take position M.
-    mask = torch.tensor([[True, True, True, True, False, False]])
-    theta = cos_angles(mask, 6, torch.device("cpu"), torch.float64).flatten()
-    expected = torch.tensor([1, 2, 3, 4, 4, 4], dtype=torch.float64) * math.pi / 8
-    torch.testing.assert_close(theta, expected, rtol=0, atol=1e-15)
-    # A hole: M is the position of the last real token (5 here), so every real weight stays > 0.
-    holed = torch.tensor([[True, False, True, True, True, False]])
-    theta = cos_angles(holed, 6, torch.device("cpu"), torch.float64).flatten()
-    torch.testing.assert_close(theta, torch.tensor([1, 2, 3, 4, 5, 5], dtype=torch.float64) * math.pi / 10)
-
-
 def test_weights_are_nonnegative_and_decay_with_distance() -> None:
     module = CosFormerAttention(2, 1).double()
     q = torch.ones(1, 1, 6, 2, dtype=torch.float64)

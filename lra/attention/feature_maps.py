@@ -260,7 +260,8 @@ def orthogonal_gaussian(rows: int, dim: int, device: torch.device | None = None)
 def favor_logits(x: Tensor, projection: Tensor) -> Tensor:
     """log of FAVOR+'s unnormalised features (arXiv 2009.14794), w·x' − ‖x'‖²/2 with x' = x / d^¼.
 
-    x (B, H, L, d), projection w (m, d) -> (B, H, L, m); then E[exp(·)(q)·exp(·)(k)] = m · exp(q·k / √d).
+    x (B, H, L, d), projection w (m, d) -> (B, H, L, m); Σ_f exp(logit_q,f + logit_k,f) / m is then an
+    unbiased estimate of exp(q·k / √d).
     """
     x = x * x.shape[-1] ** -0.25  # q·k / √d = (q / d^¼)·(k / d^¼)
     projection = projection.to(x.dtype)  # (m, d)
@@ -297,7 +298,7 @@ def favor_features(q: Tensor, k: Tensor, projection: Tensor, mask: Tensor | None
 
 
 def cos_angles(mask: Tensor | None, length: int, device: torch.device, dtype: torch.dtype) -> Tensor:
-    """θ_i = (π/2) · i / M for the positions i = 1..L of each sequence, (B or 1, 1, L, 1).
+    """cosFormer's angles θ_i = (π/2) · i / M for the positions i = 1..L of each sequence, (B or 1, 1, L, 1).
 
     M is each sequence's extent, the position of its last real token: the number of real tokens for
     the (usual) right padding, so an output does not depend on how much padding follows. Real

@@ -244,12 +244,12 @@ def write_cache(
 def generated_folder(folder: Path, settings: Mapping[str, Any], generate: Callable[[Path], object], what: str) -> Path:
     """`folder` of generated files: reused when complete, else filled by `generate(temporary)` and renamed in place.
 
-    `what` names the files in the log ("generating <what> into ...").
+    `what` names the files in the log ("writing <what> into ...").
     """
     if is_cached(folder):
         log.debug("reusing the generated %s at %s", what, folder)
         return folder
-    log.info("generating %s into %s", what, folder)
+    log.info("writing %s into %s", what, folder)
     start = time.perf_counter()
     with atomic_folder(folder) as temporary:
         generate(temporary)

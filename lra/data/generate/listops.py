@@ -231,7 +231,7 @@ def _unique_trees(
 
 
 def _write_tsvs(rows: dict[Path, list[tuple[str, int]]]) -> None:
-    """Write each file's `Source\tTarget` rows to a temporary sibling, then rename them all into place."""
+    """Write each file's `Source\\tTarget` rows to a temporary sibling, then rename them all into place."""
     temporaries = {path: path.with_name(f".{path.name}.{os.getpid()}.tmp") for path in rows}
     try:
         for path, temporary in temporaries.items():

@@ -560,8 +560,8 @@ def _shard_rng(seed: int, resolution: int, difficulty: int, shard: int) -> np.ra
     return np.random.default_rng(np.random.SeedSequence([seed, resolution, difficulty, shard]))
 
 
-def _write_shard(task: tuple[Path, int, int, int, int, int], written: Callable[[int], object]) -> int:
-    """Write shard `k`'s images, then its metadata file; call `written(1)` after each image; return the count."""
+def _write_shard(task: tuple[Path, int, int, int, int, int], count_written: Callable[[int], object]) -> int:
+    """Write shard `k`'s images, then its metadata file; call `count_written(1)` after each image; return the count."""
     level, resolution, difficulty, seed, shard, count = task
     params = params_for(resolution)
     draws = _Draws(_shard_rng(seed, resolution, difficulty, shard))
@@ -573,7 +573,7 @@ def _write_shard(task: tuple[Path, int, int, int, int, int], written: Callable[[
         sample = _render(draws, params, difficulty, label)
         Image.fromarray(sample.image).save(folder / f"sample_{index}.png", compress_level=1)
         lines.append(metadata_line(shard, index, label, params, difficulty, sample.margin) + "\n")
-        written(1)
+        count_written(1)
     (level / "metadata").mkdir(parents=True, exist_ok=True)
     with open(level / "metadata" / f"{shard}.npy", "w", encoding="ascii", newline="\n") as file:
         file.writelines(lines)

@@ -16,10 +16,12 @@ import pytest
 from lra_fixtures.progress import Terminal, bar_counts, progress_lines, show_every_update, use_stderr
 
 from lra.data import cache, progress
+from lra.data import pathfinder as pathfinder_data
 from lra.data.commands import main as data_main
 from lra.data.generate.listops import ListOpsSpec, generate_listops
 from lra.data.generate.pathfinder import generate_pathfinder
 from lra.data.listops import ListOpsDataModule
+from lra.data.pathfinder import PathfinderDataModule
 
 REPO = Path(__file__).resolve().parents[3]
 TINY = ListOpsSpec(max_depth=3, max_args=3, min_length=1, max_length=40)
@@ -198,3 +200,37 @@ def test_ctrl_c_mid_generation_leaves_no_partial_folder_and_a_rerun_succeeds(
     assert any(message.startswith("generating 6 Pathfinder-32 images (curv_baseline)") for message in messages(caplog))
     assert len(list((out / LEVEL).rglob("*.png"))) == 6
     assert [path.name for path in (out / "pathfinder32").iterdir()] == ["curv_baseline"]
+
+
+@pytest.mark.parametrize("stage", ["generating", "caching"])
+def test_ctrl_c_while_preparing_leaves_only_complete_folders_in_the_cache_root(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, stage: str
+) -> None:
+    """Ctrl-C (KeyboardInterrupt in the parent, worker pools running) while the images are generated or while the
+    token cache is written from them: the cache root keeps only complete folders, and the next prepare finishes."""
+    caplog.set_level(logging.INFO, logger="lra.data")
+    advance_to = progress.Progress.advance_to
+
+    def interrupted(self: progress.Progress, done: int) -> None:
+        advance_to(self, done)
+        if self.what.startswith(stage) and done > 0:
+            raise KeyboardInterrupt
+
+    settings = {"difficulty": 6, "num_images": 60, "workers": 2, "cache_dir": str(tmp_path), "num_workers": 0}
+    monkeypatch.setattr(pathfinder_data, "GENERATED_SHARD_SIZE", 8)  # several shards, so a pool generates them
+    monkeypatch.setattr(pathfinder_data, "DECODE_CHUNK", 8)  # several chunks, so a pool decodes them
+    monkeypatch.setattr(progress.Progress, "advance_to", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        PathfinderDataModule(**settings).prepare_data()
+    left = sorted(path.name.rsplit("-", 1)[0] for path in tmp_path.iterdir())
+    assert left == ([] if stage == "generating" else ["pathfinder-generated-png"])  # complete folders only
+    assert "interrupted: removing the unfinished" in "\n".join(messages(caplog))
+
+    monkeypatch.setattr(progress.Progress, "advance_to", advance_to)
+    caplog.clear()
+    datamodule = PathfinderDataModule(**settings)
+    datamodule.prepare_data()
+    datamodule.setup()
+    assert len(datamodule.dataset("train")) == 48
+    generated_again = any(message.startswith("generating 60 Pathfinder-32") for message in messages(caplog))
+    assert generated_again == (stage == "generating")

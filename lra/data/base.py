@@ -170,7 +170,8 @@ class LRADataModule(L.LightningDataModule, abc.ABC):
         log.info("%s: building the token cache at %s", type(self).__name__, folder)
         start = time.perf_counter()
         splits = {split: self.examples(split) for split in SPLITS}
-        write_cache(folder, settings, self.vocab_size, splits, towers=2 if self.two_tower else 1)
+        towers = 2 if self.two_tower else 1
+        write_cache(folder, settings, self.vocab_size, splits, towers, expected=self.reference_sizes())
         log.info("%s: token cache built in %.1f s at %s", type(self).__name__, time.perf_counter() - start, folder)
 
     def setup(self, stage: str | None = None) -> None:

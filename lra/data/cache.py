@@ -11,11 +11,14 @@ Folders are built under a temporary sibling name and renamed into place, so a fo
 from __future__ import annotations
 
 import contextlib
+import glob
 import hashlib
 import json
 import logging
 import os
+import re
 import shutil
+import socket
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -24,6 +27,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from lra.data.progress import track
 
 log = logging.getLogger("lra.data")
 
@@ -74,12 +79,14 @@ def token_dtype(vocab_size: int) -> np.dtype:
 
 @contextlib.contextmanager
 def atomic_folder(final: Path) -> Iterator[Path]:
-    """Yield a temporary sibling of `final` to fill; rename it to `final` on success, delete it on error.
+    """Yield a temporary sibling of `final` to fill; rename it to `final` on success, delete it on error or Ctrl-C.
 
-    If another writer put `final` in place first, its folder is kept and this one is discarded.
+    If another writer put `final` in place first, its folder is kept and this one is discarded. Temporary folders
+    that a killed run on this machine left behind (its process is gone) are removed first.
     """
     final.parent.mkdir(parents=True, exist_ok=True)
-    temporary = final.with_name(f".{final.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+    remove_leftovers(final)
+    temporary = final.with_name(f"{_temporary_prefix(final)}{_HOST}-{os.getpid()}-{uuid.uuid4().hex[:8]}")
     temporary.mkdir()
     try:
         yield temporary
@@ -88,8 +95,41 @@ def atomic_folder(final: Path) -> Iterator[Path]:
         except OSError:
             if not final.is_dir():
                 raise
+    except KeyboardInterrupt:
+        log.warning("interrupted: removing the unfinished %s; the next run builds it from the start", final)
+        raise
     finally:
         shutil.rmtree(temporary, ignore_errors=True)
+
+
+# This machine's name as it appears in temporary folder names (which record host and process id).
+_HOST = re.sub(r"[^A-Za-z0-9.]", "_", socket.gethostname()) or "host"
+
+
+def _temporary_prefix(final: Path) -> str:
+    return f".{final.name}.tmp-"
+
+
+def remove_leftovers(final: Path) -> None:
+    """Delete the temporary siblings of `final` left by runs on this machine whose process no longer exists (killed
+    before they could clean up); those of live processes or other machines (a shared cache root) are kept."""
+    prefix = _temporary_prefix(final)
+    for leftover in final.parent.glob(f"{glob.escape(prefix)}*"):
+        host, _, pid = leftover.name[len(prefix) :].rpartition("-")[0].rpartition("-")
+        if host != _HOST or not pid.isdigit() or _process_exists(int(pid)):
+            continue
+        log.info("removing %s, left by an interrupted run (process %s is gone); building it again", leftover, pid)
+        shutil.rmtree(leftover, ignore_errors=True)
+
+
+def _process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
 
 
 def tower_suffixes(towers: int) -> tuple[str, ...]:
@@ -171,14 +211,20 @@ def write_cache(
     vocab_size: int,
     splits: Mapping[str, Iterable[tuple[Any, int]]],
     towers: int = 1,
+    expected: Mapping[str, int] | None = None,
 ) -> None:
-    """Build the cache folder atomically from each split's (tokens, label) pairs; tokens = (a, b) with two towers."""
+    """Build the cache folder atomically from each split's (tokens, label) pairs; tokens = (a, b) with two towers.
+
+    Progress is shown per split (reading, tokenising and writing together) against `expected` sizes if given.
+    """
+    name = folder.name.rpartition("-")[0] or folder.name  # without the settings' hash
     with atomic_folder(folder) as temporary:
         sizes = {}
         for split, examples in splits.items():
             builder = RaggedBuilder(temporary, split, vocab_size, towers)
+            total = (expected or {}).get(split)
             try:
-                for tokens, label in examples:
+                for tokens, label in track(examples, f"caching {name} {split}", total, "examples"):
                     builder.append(tokens, label)
             finally:
                 builder.close()
@@ -198,12 +244,12 @@ def write_cache(
 def generated_folder(folder: Path, settings: Mapping[str, Any], generate: Callable[[Path], object], what: str) -> Path:
     """`folder` of generated files: reused when complete, else filled by `generate(temporary)` and renamed in place.
 
-    `what` names the files in the log ("generating <what> into ...").
+    `what` names the files in the log ("writing <what> into ...").
     """
     if is_cached(folder):
         log.debug("reusing the generated %s at %s", what, folder)
         return folder
-    log.info("generating %s into %s", what, folder)
+    log.info("writing %s into %s", what, folder)
     start = time.perf_counter()
     with atomic_folder(folder) as temporary:
         generate(temporary)

@@ -51,16 +51,20 @@ def generate_main(argv: list[str]) -> int:
     """`lra data generate listops|pathfinder --out DIR ...`."""
     args = generate_parser().parse_args(argv)
     start = time.perf_counter()
-    if args.task == "listops":
-        spec = ListOpsSpec(args.max_depth, args.max_args, args.min_length, args.max_length)
-        paths = generate_listops(args.out, args.train, args.val, args.test, args.seed, spec, args.workers)
-        for split, path in paths.items():
-            print(f"{split}: {path}")
-        total, unit = args.train + args.val + args.test, "examples"
-    else:
-        folder = generate_pathfinder(args.out, args.resolution, args.difficulty, args.n, args.seed, args.workers)
-        print(f"images and metadata: {folder}")
-        total, unit = args.n, "images"
+    try:
+        if args.task == "listops":
+            spec = ListOpsSpec(args.max_depth, args.max_args, args.min_length, args.max_length)
+            paths = generate_listops(args.out, args.train, args.val, args.test, args.seed, spec, args.workers)
+            for split, path in paths.items():
+                print(f"{split}: {path}")
+            total, unit = args.train + args.val + args.test, "examples"
+        else:
+            folder = generate_pathfinder(args.out, args.resolution, args.difficulty, args.n, args.seed, args.workers)
+            print(f"images and metadata: {folder}")
+            total, unit = args.n, "images"
+    except (ValueError, FileExistsError) as error:  # bad settings, or an output folder already there
+        print(f"lra data generate {args.task}: {error}", file=sys.stderr)
+        return 1
     elapsed = time.perf_counter() - start
     print(f"generated {total} {unit} in {elapsed:.1f} s ({total / elapsed:.0f} {unit}/s)")
     return 0
@@ -140,5 +144,9 @@ def verify_command(argv: list[str]) -> int:
 
 
 def main(argv: list[str]) -> int:
-    """`lra data COMMAND ...` (`lra data --help` lists the commands)."""
-    return dispatch("lra data", COMMANDS, argv, epilog=TASK_LIST)
+    """`lra data COMMAND ...` (`lra data --help` lists the commands); Ctrl-C exits with status 130, in one line."""
+    try:
+        return dispatch("lra data", COMMANDS, argv, epilog=TASK_LIST)
+    except KeyboardInterrupt:
+        print("lra data: interrupted; unfinished folders were removed", file=sys.stderr)
+        return 130

@@ -195,7 +195,14 @@ class ListOpsDataModule(LRADataModule):
             cache_folder(cache_root(self.cache_dir), "listops-generated-tsv", settings),
             settings,
             lambda out: generate_listops(
-                out, self.num_train, self.num_val, self.num_test, self.seed, self.spec, self.generate_workers
+                out,
+                self.num_train,
+                self.num_val,
+                self.num_test,
+                self.seed,
+                self.spec,
+                self.generate_workers,
+                cache_dir=self.cache_dir,
             ),
             f"{self.num_train}/{self.num_val}/{self.num_test} ListOps examples (seed {self.seed}, {self.spec})",
         )

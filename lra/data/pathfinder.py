@@ -28,6 +28,7 @@ from lra.data.cache import cache_folder, cache_root, file_fingerprints, generate
 from lra.data.checks import check_int, check_workers
 from lra.data.generate.pathfinder import DIFFICULTIES, GENERATOR_VERSION, RESOLUTIONS, generate_pathfinder
 from lra.data.layout import RELEASE_URL, find_layout
+from lra.data.progress import ignore_interrupts
 
 log = logging.getLogger("lra.data")
 
@@ -194,7 +195,9 @@ def decode_pngs(paths: Sequence[str], resolution: int, workers: int | None = Non
         yield from map(_decode_chunk, tasks)
         return
     waiting = iter(tasks)
-    with ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context()) as pool:
+    with ProcessPoolExecutor(
+        processes, mp_context=multiprocessing.get_context(), initializer=ignore_interrupts
+    ) as pool:
         in_flight = deque(pool.submit(_decode_chunk, task) for task in itertools.islice(waiting, 2 * processes))
         try:
             while in_flight:
@@ -321,7 +324,14 @@ class PathfinderDataModule(LRADataModule):
             cache_folder(cache_root(self.cache_dir), "pathfinder-generated-png", settings),
             settings,
             lambda out: generate_pathfinder(
-                out, self.resolution, self.difficulty, self.num_images, self.seed, self.workers, GENERATED_SHARD_SIZE
+                out,
+                self.resolution,
+                self.difficulty,
+                self.num_images,
+                self.seed,
+                self.workers,
+                GENERATED_SHARD_SIZE,
+                cache_dir=self.cache_dir,
             ),
             f"{self.num_images} Pathfinder images ({self.resolution}px, {self.level}, seed {self.seed})",
         )

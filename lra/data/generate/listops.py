@@ -15,7 +15,9 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from lra.data.cache import cache_root
 from lra.data.checks import check_int
+from lra.data.progress import Progress, generating, ignore_interrupts
 
 # Bumped whenever the generated data for the same (seed, counts, spec) would change.
 GENERATOR_VERSION = 1
@@ -24,6 +26,9 @@ SHARD_SIZE = 500
 OPERATORS = ("[MIN", "[MAX", "[MED", "[SM")
 SPLITS = ("train", "val", "test")
 HEADER = "Source\tTarget"
+# Examples per second per worker process with the default spec before any rate is measured on this machine
+# (README, "Benchmarks": 2,153 examples/s on 2 workers); the first long run measures this machine's own.
+BUILTIN_RATE = 1000.0
 # A shard that rejects this many trees in a row has a spec whose length window is (almost) unreachable.
 MAX_REJECTIONS_IN_A_ROW = 1_000_000
 
@@ -190,13 +195,14 @@ def _generate_shard(task: tuple[int, int, ListOpsSpec]) -> list[tuple[str, int]]
     return kept
 
 
-def _unique_trees(total: int, seed: int, spec: ListOpsSpec, workers: int) -> list[tuple[str, int]]:
+def _unique_trees(
+    total: int, seed: int, spec: ListOpsSpec, processes: int, progress: Progress
+) -> list[tuple[str, int]]:
     """The first `total` distinct trees of shards 0, 1, 2, ... (in shard order, whatever the worker count)."""
     unique: list[tuple[str, int]] = []
     seen: set[str] = set()
     next_shard = 0
-    processes = min(workers, -(-total // SHARD_SIZE))
-    pool = multiprocessing.Pool(processes) if processes > 1 else None
+    pool = multiprocessing.Pool(processes, initializer=ignore_interrupts) if processes > 1 else None
     try:
         while len(unique) < total:
             count = -(-(total - len(unique)) // SHARD_SIZE)
@@ -211,6 +217,7 @@ def _unique_trees(total: int, seed: int, spec: ListOpsSpec, workers: int) -> lis
                     if source not in seen and len(unique) < total:
                         seen.add(source)
                         unique.append((source, value))
+                progress.advance_to(len(unique))
             if len(unique) == before:
                 raise ValueError(
                     f"{spec} cannot make {total} distinct trees: {count * SHARD_SIZE} more trees held none "
@@ -223,16 +230,19 @@ def _unique_trees(total: int, seed: int, spec: ListOpsSpec, workers: int) -> lis
     return unique
 
 
-def _write_tsv(path: Path, rows: Iterable[tuple[str, int]]) -> None:
-    """Write `Source\\tTarget` rows atomically: a temporary sibling, then os.replace."""
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+def _write_tsvs(rows: dict[Path, list[tuple[str, int]]]) -> None:
+    """Write each file's `Source\\tTarget` rows to a temporary sibling, then rename them all into place."""
+    temporaries = {path: path.with_name(f".{path.name}.{os.getpid()}.tmp") for path in rows}
     try:
-        with open(temporary, "w", encoding="ascii", newline="\n") as file:
-            file.write(HEADER + "\n")
-            file.writelines(f"{source}\t{value}\n" for source, value in rows)
-        os.replace(temporary, path)
+        for path, temporary in temporaries.items():
+            with open(temporary, "w", encoding="ascii", newline="\n") as file:
+                file.write(HEADER + "\n")
+                file.writelines(f"{source}\t{value}\n" for source, value in rows[path])
+        for path, temporary in temporaries.items():
+            os.replace(temporary, path)
     finally:
-        temporary.unlink(missing_ok=True)
+        for temporary in temporaries.values():
+            temporary.unlink(missing_ok=True)
 
 
 def generate_listops(
@@ -243,11 +253,14 @@ def generate_listops(
     seed: int = 0,
     spec: ListOpsSpec = ListOpsSpec(),
     workers: int | None = None,
+    cache_dir: str | os.PathLike | None = None,
 ) -> dict[str, Path]:
     """Write `out_dir/basic_{train,val,test}.tsv` in the official format; return {split: path}.
 
     No tree appears twice, within or across splits. Test and validation are taken first from the
-    de-duplicated stream, so changing num_train leaves them unchanged.
+    de-duplicated stream, so changing num_train leaves them unchanged. The three files are renamed into place
+    together at the end. The time is estimated beforehand, and the rate measured afterwards remembered, in the
+    cache root (`cache_dir`, default $LRA_CACHE_DIR or ~/.cache/lra).
     """
     for name, value in (("num_train", num_train), ("num_val", num_val), ("num_test", num_test)):
         check_int(name, value, 0)
@@ -256,15 +269,23 @@ def generate_listops(
     check_int("workers", workers, 1)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    trees = _unique_trees(num_train + num_val + num_test, seed, spec, workers)
+    total = num_train + num_val + num_test
+    processes = max(1, min(workers, -(-total // SHARD_SIZE)))
+    with generating(
+        "ListOps examples",
+        total,
+        "examples",
+        processes,
+        f"listops-depth{spec.max_depth}-args{spec.max_args}-length{spec.min_length}-{spec.max_length}",
+        BUILTIN_RATE if spec == ListOpsSpec() else None,
+        cache_root(cache_dir),
+    ) as progress:
+        trees = _unique_trees(total, seed, spec, processes, progress)
     ranges = {
         "test": (0, num_test),
         "val": (num_test, num_test + num_val),
-        "train": (num_test + num_val, num_test + num_val + num_train),
+        "train": (num_test + num_val, total),
     }
-    paths = {}
-    for split in SPLITS:
-        start, stop = ranges[split]
-        paths[split] = out_dir / f"basic_{split}.tsv"
-        _write_tsv(paths[split], trees[start:stop])
+    paths = {split: out_dir / f"basic_{split}.tsv" for split in SPLITS}
+    _write_tsvs({paths[split]: trees[slice(*ranges[split])] for split in SPLITS})
     return paths

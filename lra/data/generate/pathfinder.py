@@ -37,12 +37,14 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache, cached_property
+from multiprocessing.sharedctypes import Synchronized
 from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
 from PIL import Image
 
+from lra.data.cache import atomic_folder, cache_root
 from lra.data.checks import check_int
 from lra.data.generate.pathfinder_stamps import (
     FULL,
@@ -58,6 +60,7 @@ from lra.data.generate.pathfinder_stamps import (
     seed_footprint,
     stamp_half,
 )
+from lra.data.progress import Progress, generating, ignore_interrupts
 
 # Bumped whenever the images for the same arguments would change.
 GENERATOR_VERSION = 1
@@ -82,6 +85,11 @@ MIN_FREE_FRACTION = 0.01
 MAX_PAIR_TRIES = 100_000
 # Uniform draws are taken from the generator in blocks of this many.
 _DRAW_BLOCK = 1024
+# Images per second per worker process before any rate is measured on this machine (README, "Pathfinder and
+# Path-X": contour length 14 on a 2-core machine); the first long run measures this machine's own.
+BUILTIN_RATES = {32: 200.0, 64: 4.0, 128: 10.0}
+# How often the parent reads the count of images written while it waits for the workers (seconds).
+POLL_S = 0.2
 
 
 @dataclass(frozen=True)
@@ -552,8 +560,8 @@ def _shard_rng(seed: int, resolution: int, difficulty: int, shard: int) -> np.ra
     return np.random.default_rng(np.random.SeedSequence([seed, resolution, difficulty, shard]))
 
 
-def _write_shard(task: tuple[Path, int, int, int, int, int]) -> int:
-    """Write shard `k`'s images, then its metadata file; return the number of images written."""
+def _write_shard(task: tuple[Path, int, int, int, int, int], count_written: Callable[[int], object]) -> int:
+    """Write shard `k`'s images, then its metadata file; call `count_written(1)` after each image; return the count."""
     level, resolution, difficulty, seed, shard, count = task
     params = params_for(resolution)
     draws = _Draws(_shard_rng(seed, resolution, difficulty, shard))
@@ -565,10 +573,51 @@ def _write_shard(task: tuple[Path, int, int, int, int, int]) -> int:
         sample = _render(draws, params, difficulty, label)
         Image.fromarray(sample.image).save(folder / f"sample_{index}.png", compress_level=1)
         lines.append(metadata_line(shard, index, label, params, difficulty, sample.margin) + "\n")
+        count_written(1)
     (level / "metadata").mkdir(parents=True, exist_ok=True)
     with open(level / "metadata" / f"{shard}.npy", "w", encoding="ascii", newline="\n") as file:
         file.writelines(lines)
     return count
+
+
+# In a worker process: the count of images written by all workers, shared with the parent (set by _start_worker).
+_written_by_all: Synchronized[int] | None = None
+
+
+def _start_worker(written: Synchronized[int]) -> None:
+    global _written_by_all
+    ignore_interrupts()
+    _written_by_all = written
+
+
+def _count_written(count: int) -> None:
+    assert _written_by_all is not None, "_start_worker sets it in every worker"
+    with _written_by_all.get_lock():
+        _written_by_all.value += count
+
+
+def _write_shard_in_worker(task: tuple[Path, int, int, int, int, int]) -> int:
+    return _write_shard(task, _count_written)
+
+
+def _write_shards(tasks: list[tuple[Path, int, int, int, int, int]], processes: int, progress: Progress) -> None:
+    """Write every shard on `processes` processes; `progress` follows the images written by all of them."""
+    if processes == 1:
+        for task in tasks:
+            _write_shard(task, progress.update)
+        return
+    context = multiprocessing.get_context()
+    written = context.Value("q", 0)
+    with context.Pool(processes, initializer=_start_worker, initargs=(written,)) as pool:
+        shards = pool.imap_unordered(_write_shard_in_worker, tasks)
+        remaining = len(tasks)
+        while remaining:
+            try:
+                shards.next(timeout=POLL_S)
+                remaining -= 1
+            except multiprocessing.TimeoutError:
+                pass
+            progress.advance_to(written.value)
 
 
 def generate_pathfinder(
@@ -579,12 +628,16 @@ def generate_pathfinder(
     seed: int = 0,
     workers: int | None = None,
     shard_size: int = 1000,
+    cache_dir: str | os.PathLike | None = None,
 ) -> Path:
     """Write num_images images in the release's layout; return out_dir/pathfinder{resolution}/{level name}.
 
     Shard k holds images k·shard_size onwards as imgs/<k>/sample_<i>.png (i counted within the shard) with
     metadata/<k>.npy as text lines (module docstring, "Output"). Each shard is seeded from (seed, resolution,
-    difficulty, k), so the files do not depend on `workers` (default: all cores).
+    difficulty, k), so the files do not depend on `workers` (default: all cores). The level folder is filled
+    under a temporary name and renamed into place, so it never exists half-written; an existing one is an error.
+    The time is estimated beforehand, and the rate measured afterwards remembered, in the cache root (`cache_dir`,
+    default $LRA_CACHE_DIR or ~/.cache/lra).
     """
     params_for(resolution)
     if difficulty not in DIFFICULTIES:
@@ -598,17 +651,26 @@ def generate_pathfinder(
         workers = os.cpu_count() or 1
     check_int("workers", workers, 1)
     level = Path(out_dir) / f"pathfinder{resolution}" / DIFFICULTIES[difficulty]
-    level.mkdir(parents=True, exist_ok=True)
-    tasks = [
-        (level, resolution, difficulty, seed, shard, min(shard_size, num_images - shard * shard_size))
-        for shard in range(-(-num_images // shard_size))
-    ]
-    processes = min(workers, len(tasks))
-    if processes == 1:
-        for task in tasks:
-            _write_shard(task)
-        return level
-    with multiprocessing.get_context().Pool(processes) as pool:
-        for _ in pool.imap_unordered(_write_shard, tasks):
-            pass
+    if level.exists():
+        raise FileExistsError(f"{level} already exists; delete it or choose another output folder")
+    shards = -(-num_images // shard_size)
+    processes = min(workers, shards)
+    with (
+        atomic_folder(level) as temporary,
+        generating(
+            f"Pathfinder-{resolution} images ({DIFFICULTIES[difficulty]})",
+            num_images,
+            "images",
+            processes,
+            f"pathfinder-{resolution}px-contour{difficulty}",
+            BUILTIN_RATES.get(resolution),
+            cache_root(cache_dir),
+            label=f"Pathfinder-{resolution} images",
+        ) as progress,
+    ):
+        tasks = [
+            (temporary, resolution, difficulty, seed, shard, min(shard_size, num_images - shard * shard_size))
+            for shard in range(shards)
+        ]
+        _write_shards(tasks, processes, progress)
     return level

@@ -18,6 +18,7 @@ from lra_fixtures.progress import Terminal, bar_counts, progress_lines, show_eve
 from lra.data import cache, progress
 from lra.data import pathfinder as pathfinder_data
 from lra.data.commands import main as data_main
+from lra.data.generate import pathfinder as pathfinder_generator
 from lra.data.generate.listops import ListOpsSpec, generate_listops
 from lra.data.generate.pathfinder import generate_pathfinder
 from lra.data.listops import ListOpsDataModule
@@ -49,8 +50,13 @@ def dead_pid() -> int:
 
 @pytest.mark.parametrize("workers", [1, 2])
 def test_a_terminal_shows_the_images_of_all_workers_until_the_last(
-    tmp_path: Path, terminal: Terminal, workers: int
+    tmp_path: Path, terminal: Terminal, workers: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # Workers (forked after these patches) take 50 ms per image and the parent polls every 10 ms, so on any
+    # machine the parent reads counts between the first and the last image.
+    count_written = pathfinder_generator._count_written
+    monkeypatch.setattr(pathfinder_generator, "_count_written", lambda count: (time.sleep(0.05), count_written(count)))
+    monkeypatch.setattr(pathfinder_generator, "POLL_S", 0.01)
     level = generate_pathfinder(tmp_path, 32, 6, 40, seed=1, workers=workers, shard_size=8, cache_dir=tmp_path)
     counts = bar_counts(terminal.getvalue(), 40)
     assert "generating Pathfinder-32 images:" in terminal.getvalue()

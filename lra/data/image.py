@@ -1,10 +1,11 @@
 """Image (LRA; Tay et al., 2021): CIFAR-10 (Krizhevsky, 2009) as 1024 grayscale tokens: reader and DataModule.
 
 The user's `cifar-10-batches-py` pickles are read with a restricted unpickler that can only rebuild numpy
-arrays (never run code), each 32×32 RGB image becomes its grayscale exactly as protocol 2's code made it with
-TensorFlow's `tf.image.rgb_to_grayscale` on uint8 images, flattened row-major (vocabulary 256, no padding: 0 is
-a black pixel, which the faithful protocol nevertheless masks like padding, as the reference code does). Train is the first 45,000 images of data_batch_1..5, val the
-last 5,000 (the last 10% of train), test the 10,000 of test_batch.
+arrays (never run code). Each 32×32 RGB image becomes its grayscale exactly as protocol 2's code made it,
+with TensorFlow's `tf.image.rgb_to_grayscale` on uint8 images, flattened row-major: vocabulary 256, no padding
+(0 is a black pixel, which the faithful protocol masks like padding, as the reference code does). Train is
+the first 45,000 images of data_batch_1..5, val the last 5,000 (the last 10% of train), test the 10,000 of
+test_batch.
 """
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ def test_prepare_builds_the_cache_once(tmp_path: Path, capsys: pytest.CaptureFix
     assert main(["data", "prepare", *tiny_listops(tmp_path)]) == 0
     first = capsys.readouterr()
     assert "building the token cache" in first.err
-    folder = next(tmp_path.glob("listops-generated-*[0-9a-f]"))
+    folder = next(tmp_path.glob("listops-generated-[0-9a-f][0-9a-f]*"))
     assert f"token cache: {folder}" in first.out
     assert main(["data", "prepare", *tiny_listops(tmp_path)]) == 0
     second = capsys.readouterr()

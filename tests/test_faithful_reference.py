@@ -71,7 +71,9 @@ def reference_encoder(w: dict[str, Tensor], ids: Tensor) -> Tensor:
 
 
 def reference_head(w: dict[str, Tensor], features: Tensor) -> Tensor:
-    return F.linear(F.relu(F.linear(features, w["head.0.weight"], w["head.0.bias"])), w["head.2.weight"], w["head.2.bias"])
+    return F.linear(
+        F.relu(F.linear(features, w["head.0.weight"], w["head.0.bias"])), w["head.2.weight"], w["head.2.bias"]
+    )
 
 
 def reference_weights(model: LRAModel, fixed_length: int) -> dict[str, Tensor]:

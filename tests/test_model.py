@@ -64,7 +64,7 @@ def test_attention_dropout_reaches_the_attentions_that_take_one() -> None:
 
 
 def test_faithful_mean_pooling_divides_by_the_padded_power_of_two() -> None:
-    """Protocol 2's code pools over its fixed padding, max_length rounded up to 2^k (24 -> 32); clean over real tokens."""
+    """Protocol 2's code pools over its fixed padding, max_length rounded up to 2^k (24 -> 32); clean: real tokens."""
     tokens = torch.randint(1, 16, (2, 10))
     mask = torch.arange(10)[None, :] < torch.tensor([[10], [4]])
     faithful, clean = make_model("softmax", protocol="faithful"), make_model("softmax", protocol="clean")

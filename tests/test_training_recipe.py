@@ -141,7 +141,9 @@ def fit_scripted(tmp_path: Path, scores: list[float]) -> tuple[SelectionCheckpoi
         def look(self) -> None:
             self.files.append(sorted(path.name for path in tmp_path.glob("*.ckpt")))
 
-        def on_train_batch_start(self, trainer: L.Trainer, module: L.LightningModule, batch: object, index: int) -> None:
+        def on_train_batch_start(
+            self, trainer: L.Trainer, module: L.LightningModule, batch: object, index: int
+        ) -> None:
             if index > 0:
                 self.look()
 

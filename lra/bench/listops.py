@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lra.data.listops_generator import OPERATORS, ListOpsSpec, generate_listops
+from lra.data.generate.listops import OPERATORS, ListOpsSpec, generate_listops
 
 PROJECTED = 100_000
 

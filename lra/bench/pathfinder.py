@@ -2,7 +2,7 @@
 
 Generates --n images into a temporary folder with --workers processes and prints the rate, the rate per worker,
 the projected time for a full 200,000-image level, and the speed-up over the original generator's documented
-0.27 s per image on one core (Linsley et al., NeurIPS 2018; shared/reference/pathfinder.md). The original
+0.27 s per image on one core (Linsley et al., NeurIPS 2018; README, "Pathfinder and Path-X"). The original
 is not run here: it needs SciPy's removed imresize and OpenCV.
 """
 
@@ -13,7 +13,7 @@ import os
 import tempfile
 import time
 
-from lra.data.pathfinder_generator import DIFFICULTIES, RESOLUTIONS, generate_pathfinder
+from lra.data.generate.pathfinder import DIFFICULTIES, RESOLUTIONS, generate_pathfinder
 
 PROJECTED = 200_000
 # Seconds per image of the original generator (snakes2.py) on one core, at 32 px.

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from lra.bench.attention import MALLOC, keep_freed_memory
+from lra.bench.measure import MALLOC, apply_malloc, sync
 from lra.cli import LRACLI
 from lra.data import LRADataModule
 from lra.module import LRAClassifier
@@ -117,7 +117,7 @@ def run_arm(
     for batch in itertools.islice(batches, args.warmup):
         train_step(model, optimizer, to_device(batch, device))
     tokens, wait = 0, 0.0
-    _sync(device)
+    sync(device)
     start = time.perf_counter()
     for _ in range(args.steps):
         fetch = time.perf_counter()
@@ -125,13 +125,8 @@ def run_arm(
         wait += time.perf_counter() - fetch
         train_step(model, optimizer, batch)
         tokens += sum(value.numel() for key, value in batch.items() if key.startswith("tokens"))
-    _sync(device)
+    sync(device)
     return ArmRun(time.perf_counter() - start, wait, tokens)
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -139,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     model, datamodule = build(args, passthrough)
     device = torch.device(args.device)
     if device.type == "cpu":
-        args.malloc = "keep" if args.malloc == "keep" and keep_freed_memory() else "system"
+        args.malloc = apply_malloc(args.malloc)
     datamodule.prepare_data()
     datamodule.setup("fit")
     model.to(device).train()

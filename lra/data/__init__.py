@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from lra.data.base import LRADataModule
+from lra.data.generate.listops import ListOpsSpec
 from lra.data.image import ImageDataModule
 from lra.data.listops import ListOpsDataModule
-from lra.data.listops_generator import ListOpsSpec
 from lra.data.pathfinder import PathfinderDataModule
 from lra.data.retrieval import RetrievalDataModule
 from lra.data.text import TextDataModule

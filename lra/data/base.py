@@ -171,7 +171,8 @@ class LRADataModule(L.LightningDataModule, abc.ABC):
         return False
 
     def reference_sizes(self) -> dict[str, int] | None:
-        """The split sizes reference/lra.md gives for this data (checked by `lra data verify`); None if custom."""
+        """The benchmark's split sizes for this data (README, "Prepare and verify"; checked by `lra data verify`);
+        None if custom."""
         return None
 
     def describe(self) -> str:

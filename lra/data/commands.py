@@ -1,4 +1,4 @@
-"""`lra data generate|prepare|verify`: make the synthetic tasks, build token caches, check data against lra.md."""
+"""`lra data generate|prepare|verify`: make the synthetic tasks, build token caches, check them against LRA."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from pathlib import Path
 from jsonargparse import ArgumentParser
 
 from lra.data.base import LRADataModule
-from lra.data.listops_generator import ListOpsSpec, generate_listops
-from lra.data.pathfinder_generator import DIFFICULTIES, RESOLUTIONS, generate_pathfinder
+from lra.data.generate.listops import ListOpsSpec, generate_listops
+from lra.data.generate.pathfinder import DIFFICULTIES, RESOLUTIONS, generate_pathfinder
 from lra.data.tasks import TASKS
 from lra.data.verify import verify
 
@@ -37,7 +37,7 @@ def generate_parser() -> argparse.ArgumentParser:
     listops.add_argument("--min-length", type=int, default=defaults.min_length, help="keep trees longer than this")
     listops.add_argument("--max-length", type=int, default=defaults.max_length, help="keep trees shorter than this")
     pathfinder = tasks.add_parser(
-        "pathfinder", help="Pathfinder: pathfinder{N}/curv_*/{imgs,metadata} (reference/pathfinder.md)"
+        "pathfinder", help="Pathfinder: pathfinder{N}/curv_*/{imgs,metadata} (the official release's layout)"
     )
     pathfinder.add_argument("--out", type=Path, required=True, help="folder to write pathfinder{N}/... into")
     pathfinder.add_argument("--resolution", type=int, default=32, choices=RESOLUTIONS, help="image side (pixels)")
@@ -93,7 +93,7 @@ def prepare_main(task: str, argv: list[str]) -> int:
 
 
 def verify_main(task: str, argv: list[str]) -> int:
-    """Print a summary of the task's data; exit status 1 if anything disagrees with reference/lra.md."""
+    """Print a summary of the task's data; exit status 1 if anything disagrees with the LRA benchmark's data."""
     report = verify(datamodule_from_args("verify", task, argv))
     print("\n".join(report.lines()))
     return 1 if report.problems else 0

@@ -1,11 +1,11 @@
 """Image (LRA; Tay et al., 2021): CIFAR-10 (Krizhevsky, 2009) as 1024 grayscale tokens: reader and DataModule.
 
-The user's `cifar-10-batches-py` pickles are read with a restricted unpickler that can only rebuild numpy
-arrays (never run code). Each 32×32 RGB image becomes its grayscale exactly as protocol 2's code made it,
-with TensorFlow's `tf.image.rgb_to_grayscale` on uint8 images, flattened row-major: vocabulary 256, no padding
-(0 is a black pixel, which the faithful protocol masks like padding, as the reference code does). Train is
-the first 45,000 images of data_batch_1..5, val the last 5,000 (the last 10% of train), test the 10,000 of
-test_batch.
+The user's `cifar-10-batches-py` pickles (the official Python 2 files, or the same dicts re-saved by Python 3)
+are read with a restricted unpickler that can only rebuild numpy arrays and byte strings (never run code). Each
+32×32 RGB image becomes its grayscale exactly as protocol 2's code made it, with TensorFlow's
+`tf.image.rgb_to_grayscale` on uint8 images, flattened row-major: vocabulary 256, no padding (0 is a black pixel,
+which the faithful protocol masks like padding, as the reference code does). Train is the first 45,000 images
+of data_batch_1..5, val the last 5,000 (the last 10% of train), test the 10,000 of test_batch.
 """
 
 from __future__ import annotations
@@ -33,29 +33,49 @@ SIDE = 32
 PIXELS = SIDE * SIDE  # 1024 tokens per image
 VOCAB_SIZE = 256
 NUM_CLASSES = 10
-VAL_PERCENT = 10  # val = the last 10% of the training batches (reference/lra.md)
+VAL_PERCENT = 10  # val = the last 10% of the training batches, as in LRA (Tay et al., 2021, arXiv 2011.04006)
 REFERENCE_SIZES = {"train": 45_000, "val": 5_000, "test": 10_000}
 
 # ndarray.__reduce__ names numpy's array rebuilder (numpy.core.multiarray._reconstruct before numpy 2,
 # numpy._core.multiarray._reconstruct since); the official pickles were written by Python 2 with the old name.
 _RECONSTRUCT = np.empty(0).__reduce__()[0]
+# Python 3's pickle writes each bytes object under protocol 2 as _codecs.encode(str, "latin1").
+_BYTES_ENCODING = "latin1"
+
+
+def _latin1_bytes(*args: object) -> bytes:
+    """What `_codecs.encode` may do in a CIFAR-10 batch: turn a str into bytes through latin1, nothing else.
+
+    The real `_codecs.encode` runs any registered codec on any object; a pickle gets only this one use of it.
+    """
+    if len(args) != 2 or not isinstance(args[0], str) or args[1] != _BYTES_ENCODING:
+        got = ", ".join(repr(arg) if isinstance(arg, str) and len(arg) < 40 else type(arg).__name__ for arg in args)
+        raise pickle.UnpicklingError(
+            f"refusing _codecs.encode({got}): a CIFAR-10 batch uses it only as _codecs.encode(str, 'latin1')"
+        )
+    return args[0].encode(_BYTES_ENCODING)
+
+
 _ALLOWED_GLOBALS: dict[tuple[str, str], Any] = {
     ("numpy.core.multiarray", "_reconstruct"): _RECONSTRUCT,
     ("numpy._core.multiarray", "_reconstruct"): _RECONSTRUCT,
     ("numpy", "ndarray"): np.ndarray,
     ("numpy", "dtype"): np.dtype,
+    ("_codecs", "encode"): _latin1_bytes,
 }
 
 
 class _CifarUnpickler(pickle.Unpickler):
-    """An unpickler that resolves only the globals a CIFAR-10 batch needs (numpy arrays); anything else is refused."""
+    """An unpickler that resolves only the globals a CIFAR-10 batch needs (numpy arrays, and bytes as Python 3
+    writes them under protocol 2); anything else is refused."""
 
     def find_class(self, module: str, name: str) -> Any:
         allowed = _ALLOWED_GLOBALS.get((module, name))
         if allowed is None:
             raise pickle.UnpicklingError(
                 f"refusing to load the global {module}.{name}: a CIFAR-10 batch needs only numpy.ndarray, "
-                f"numpy.dtype and numpy's _reconstruct (the file is not a CIFAR-10 batch, or was altered)"
+                f"numpy.dtype, numpy's _reconstruct and _codecs.encode (the file is not a CIFAR-10 batch, or was "
+                f"altered)"
             )
         return allowed
 
@@ -69,7 +89,8 @@ class CifarBatch(NamedTuple):
 
 
 def read_cifar_batch(path: str | os.PathLike[str]) -> CifarBatch:
-    """Read one CIFAR-10 python batch (a Python 2 pickle of {b"data": uint8 (N, 3072), b"labels": [int]}).
+    """Read one CIFAR-10 python batch (a pickle of {b"data": uint8 (N, 3072), b"labels": [int]}: the official
+    Python 2 files, or the same dict re-saved by Python 3 with protocol 2 to 4).
 
     Raises ValueError naming the file and what was expected if it is not a well-formed batch.
     """

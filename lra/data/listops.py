@@ -23,8 +23,8 @@ import numpy as np
 from lra.data.base import SPLITS, LRADataModule
 from lra.data.cache import cache_folder, cache_root, file_fingerprints, generated_folder
 from lra.data.checks import check_int, check_workers
+from lra.data.generate.listops import GENERATOR_VERSION, HEADER, ListOpsSpec, generate_listops
 from lra.data.layout import RELEASE_URL, find_layout, release_layouts
-from lra.data.listops_generator import GENERATOR_VERSION, HEADER, ListOpsSpec, generate_listops
 from lra.protocol import Protocol
 
 log = logging.getLogger("lra.data")

@@ -1,9 +1,9 @@
 """Pathfinder and Path-X (LRA; Tay et al., 2021) from Pathfinder images (Linsley et al., 2018): reader and DataModule.
 
-One reader serves the official release and our generator's output, which share a layout (reference/lra.md):
-`metadata/<k>.npy` TEXT files list `imgs/<k>/sample_<i>.png` with its label; each N×N grayscale PNG becomes N²
-tokens (row-major, vocabulary 256, no padding: 0 is a black pixel). The images, in metadata order, are split
-80/10/10 by a seeded permutation. Path-X is the same at 128×128 (16,384 tokens).
+One reader serves the official release and our generator's output, which share the release's layout (README,
+"Pathfinder and Path-X"): `metadata/<k>.npy` TEXT files list `imgs/<k>/sample_<i>.png` with its label; each N×N
+grayscale PNG becomes N² tokens (row-major, vocabulary 256, no padding: 0 is a black pixel). The images, in
+metadata order, are split 80/10/10 by a seeded permutation. Path-X is the same at 128×128 (16,384 tokens).
 """
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ from PIL import Image
 from lra.data.base import LRADataModule
 from lra.data.cache import cache_folder, cache_root, file_fingerprints, generated_folder, is_cached, read_settings
 from lra.data.checks import check_int, check_workers
+from lra.data.generate.pathfinder import DIFFICULTIES, GENERATOR_VERSION, RESOLUTIONS, generate_pathfinder
 from lra.data.layout import RELEASE_URL, find_layout
-from lra.data.pathfinder_generator import DIFFICULTIES, GENERATOR_VERSION, RESOLUTIONS, generate_pathfinder
 from lra.protocol import Protocol
 
 log = logging.getLogger("lra.data")
@@ -36,7 +36,7 @@ VOCAB_SIZE = 256
 NUM_CLASSES = 2
 SPLIT_PERCENT = {"train": 80, "val": 10, "test": 10}
 RELEASE_IMAGES = 200_000  # per resolution and difficulty in the official release
-# The release's one known defect (reference/lra.md): an empty file, skipped with a warning. (resolution, difficulty).
+# The official release's one known defect: an empty file, skipped with a warning. (resolution, difficulty).
 KNOWN_EMPTY = {(32, 6): "imgs/0/sample_172.png"}
 # Images per generated shard (the generator's images depend on it, so it is part of the generation settings).
 GENERATED_SHARD_SIZE = 1000
@@ -209,7 +209,7 @@ def decode_pngs(paths: Sequence[str], resolution: int, workers: int | None = Non
 
 class PathfinderDataModule(LRADataModule):
     """Pathfinder (resolution 32) and Path-X (resolution 128): official images under `root`, or (root=None)
-    generated with lra.data.pathfinder_generator and cached.
+    generated with lra.data.generate.pathfinder and cached.
 
     `difficulty` is the contour length: 6 (curv_baseline), 9 or 14 (curv_contour_length_14, LRA's level). The
     images are split 80/10/10 by a permutation seeded with `seed`, which also seeds generation. `workers`

@@ -1,4 +1,5 @@
-"""`lra data verify`: summarise a task's token cache and check it against what reference/lra.md says."""
+"""`lra data verify`: summarise a task's token cache and check it against the LRA benchmark's data (Tay et al., 2021,
+arXiv 2011.04006; README, "Prepare and verify")."""
 
 from __future__ import annotations
 
@@ -45,7 +46,7 @@ class Report:
                 )
         out.extend(f"PROBLEM: {problem}" for problem in self.problems)
         if not self.problems:
-            out.append("OK: sizes, labels, lengths and token ids agree with reference/lra.md")
+            out.append("OK: sizes, labels, lengths and token ids agree with LRA (Tay et al., 2021, arXiv 2011.04006)")
         return out
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from lra.cli import main
-from lra.data.listops_generator import ListOpsSpec
+from lra.data.generate.listops import ListOpsSpec
 from lra.data.tasks import TASKS, build_datamodule
 
 SHALLOW = ["--spec.max_depth", "2", "--spec.max_args", "3", "--spec.min_length", "1"]

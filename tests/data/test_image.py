@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import codecs
+import io
 import os
 import pickle
 from pathlib import Path
@@ -9,11 +11,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from lra_fixtures.image import cifar_batch, py2_pickle, write_cifar
+from lra_fixtures.image import cifar_batch, py2_pickle, py3_pickle, write_cifar
 
 import lra.data.image as image_module
 from lra.data.cache import is_cached, read_settings
 from lra.data.image import ImageDataModule, cifar_grayscale, read_cifar_batch, split_train_val
+
+RECONSTRUCT = np.empty(0).__reduce__()[0]  # numpy's array rebuilder, whatever its module in this numpy
 
 
 def solid(red: int, green: int, blue: int) -> np.ndarray:
@@ -79,12 +83,91 @@ def test_official_python2_batch_is_read(tmp_path: Path) -> None:
     assert batch.labels.tolist() == [3, 0, 9]
 
 
-def test_python3_pickles_of_the_same_dict_are_read(tmp_path: Path) -> None:
+@pytest.mark.parametrize("protocol", [2, 3, 4])
+def test_python3_pickles_of_the_same_dict_are_read(tmp_path: Path, protocol: int) -> None:
     images = np.stack([solid(1, 2, 3), solid(4, 5, 6)])
     path = tmp_path / "data_batch_1"
-    path.write_bytes(pickle.dumps(cifar_batch(images, [1, 2]), protocol=4))
+    path.write_bytes(pickle.dumps(cifar_batch(images, [1, 2]), protocol=protocol))
     batch = read_cifar_batch(path)
     assert np.array_equal(batch.images, images) and batch.labels.tolist() == [1, 2]
+
+
+class GlobalsRecorder(pickle.Unpickler):
+    """An unpickler that notes every global a pickle loads (numpy's rebuilder resolved under either of its names)."""
+
+    def __init__(self, data: bytes) -> None:
+        super().__init__(io.BytesIO(data), encoding="bytes")
+        self.loaded: set[tuple[str, str]] = set()
+
+    def find_class(self, module: str, name: str) -> object:
+        self.loaded.add((module, name))
+        return RECONSTRUCT if name == "_reconstruct" else super().find_class(module, name)
+
+
+def globals_loaded(data: bytes) -> set[tuple[str, str]]:
+    recorder = GlobalsRecorder(data)
+    recorder.load()
+    return recorder.loaded
+
+
+@pytest.mark.parametrize("protocol", [2, 4])
+@pytest.mark.parametrize(
+    "numpy_module", ["numpy.core.multiarray", "numpy._core.multiarray"], ids=["numpy-1", "numpy-2"]
+)
+def test_batches_re_saved_by_python3_under_either_numpy_are_read(
+    tmp_path: Path, protocol: int, numpy_module: str
+) -> None:
+    images = np.stack([solid(1, 2, 3), solid(250, 0, 7), solid(9, 9, 9)])
+    official = read_cifar_batch(write_batch(tmp_path / "official", cifar_batch(images, [4, 0, 9])))
+    data = py3_pickle(cifar_batch(images, [4, 0, 9]), protocol, numpy_module)
+    numpy_globals = {(numpy_module, "_reconstruct"), ("numpy", "ndarray"), ("numpy", "dtype")}
+    # Protocol 2 has no opcode for bytes: Python 3 writes each as _codecs.encode(str, "latin1").
+    assert globals_loaded(data) == numpy_globals | ({("_codecs", "encode")} if protocol == 2 else set())
+    path = tmp_path / "data_batch_1"
+    path.write_bytes(data)
+    batch = read_cifar_batch(path)
+    assert np.array_equal(batch.images, images) and np.array_equal(batch.images, official.images)
+    assert batch.images.dtype == np.uint8 and batch.labels.tolist() == official.labels.tolist() == [4, 0, 9]
+
+
+class Call:
+    """Unpickling this calls ``function(*args)``."""
+
+    def __init__(self, function: object, *args: object) -> None:
+        self.function, self.args = function, args
+
+    def __reduce__(self) -> tuple[object, tuple[object, ...]]:
+        return self.function, self.args
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("abc", "lra_test_probe"),
+        ("abc", "rot13"),
+        ("abc", "utf-16"),
+        (b"x" * 64, "zlib_codec"),
+        (b"abc", "latin1"),
+        ("abc", "latin1", "strict"),
+        ("abc",),
+    ],
+    ids=["probe-codec", "str-to-str", "other-text-codec", "bytes-codec", "bytes-in", "errors-arg", "one-arg"],
+)
+def test_codecs_encode_may_only_turn_a_str_into_latin1_bytes(tmp_path: Path, args: tuple[object, ...]) -> None:
+    asked: list[str] = []
+
+    def probe(name: str) -> None:  # a codec search function: sees every lookup of a codec not yet known
+        asked.append(name)
+
+    path = tmp_path / "data_batch_4"
+    path.write_bytes(py3_pickle({b"data": Call(codecs.encode, *args), b"labels": []}, 2, RECONSTRUCT.__module__))
+    codecs.register(probe)
+    try:
+        with pytest.raises(ValueError, match=r"data_batch_4: .*refusing _codecs\.encode\(.*only as _codecs\.encode"):
+            read_cifar_batch(path)
+    finally:
+        codecs.unregister(probe)
+    assert "lra_test_probe" not in asked  # the real codec machinery was never reached
 
 
 class Exploit:

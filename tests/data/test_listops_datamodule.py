@@ -12,8 +12,8 @@ import torch
 import lra.data.listops as listops_module
 from lra.data import ListOpsDataModule, ListOpsSpec
 from lra.data.cache import is_cached, read_settings
+from lra.data.generate.listops import generate_listops
 from lra.data.listops import read_listops_tsv, tokenize_listops
-from lra.data.listops_generator import generate_listops
 
 TINY = ListOpsSpec(max_depth=4, max_args=4, min_length=10, max_length=60)
 

@@ -1,4 +1,5 @@
-"""Small CIFAR-10 python batches (Krizhevsky, 2009) written byte for byte the way the official Python 2 pickles are."""
+"""Small CIFAR-10 python batches (Krizhevsky, 2009) written byte for byte the way the official Python 2 pickles are,
+and the same dicts as Python 3 re-saves them."""
 
 from __future__ import annotations
 
@@ -46,6 +47,35 @@ def py2_pickle(obj: Any) -> bytes:
     """`obj` pickled as Python 2's cPickle.dump(obj, protocol=2) wrote it."""
     buffer = io.BytesIO()
     Py2Pickler(buffer, protocol=2).dump(obj)
+    return buffer.getvalue()
+
+
+class Py3Pickler(pickle._Pickler):
+    """Python 3's pickler (bytes under protocol 2 as _codecs.encode(str, "latin1")), naming numpy's array rebuilder
+    `numpy_module`._reconstruct whatever numpy is installed: numpy.core.multiarray before numpy 2, numpy._core after."""
+
+    def __init__(self, file: io.BytesIO, protocol: int, numpy_module: str) -> None:
+        super().__init__(file, protocol=protocol)
+        self.numpy_module = numpy_module
+
+    def save_global(self, obj: Any, name: str | None = None) -> None:
+        if obj is not _RECONSTRUCT:
+            super().save_global(obj, name)
+            return
+        if self.proto >= 4:
+            self.save(self.numpy_module)
+            self.save("_reconstruct")
+            self.write(pickle.STACK_GLOBAL)
+        else:
+            self.write(pickle.GLOBAL + f"{self.numpy_module}\n_reconstruct\n".encode())
+        self.memoize(obj)
+
+
+def py3_pickle(obj: Any, protocol: int, numpy_module: str) -> bytes:
+    """`obj` as Python 3's pickle.dump(obj, protocol=protocol) writes it under a numpy whose arrays rebuild through
+    `numpy_module`._reconstruct."""
+    buffer = io.BytesIO()
+    Py3Pickler(buffer, protocol, numpy_module).dump(obj)
     return buffer.getvalue()
 
 

@@ -10,8 +10,8 @@ import pytest
 
 from lra.bench.listops import main as bench_main
 from lra.bench.listops import plain_listops
+from lra.data.generate.listops import SHARD_SIZE, ListOpsSpec, generate_listops
 from lra.data.listops import read_listops_tsv
-from lra.data.listops_generator import SHARD_SIZE, ListOpsSpec, generate_listops
 
 TINY = ListOpsSpec(max_depth=4, max_args=4, min_length=10, max_length=60)
 FUNCTIONS = {

@@ -1,4 +1,4 @@
-"""Pathfinder's drawing primitives (Linsley et al., NeurIPS 2018; shared/reference/pathfinder.md), cached.
+"""Pathfinder's drawing primitives (Linsley et al., NeurIPS 2018), cached.
 
 Every paddle the generator draws is one of a few hundred shapes: its 2x-canvas head offset is an integer, so a
 paddle (and its margin mask) is fully determined by (length, thickness, margin, head offset). Each shape is drawn
@@ -91,7 +91,7 @@ class Paddle:
 @cache
 def paddle_stamp(length: int, thickness: float, margin: int, head: tuple[int, int]) -> Paddle:
     """One paddle: a line of width round(2·thickness) from the centre of a 2x canvas to `head` (see head_offset),
-    and its margin mask, that line grown by a disk of radius 2·margin; both shrunk with Lanczos (pathfinder.md)."""
+    and its margin mask, that line grown by a disk of radius 2·margin; both shrunk with Lanczos (as the original)."""
     half = stamp_half(length, thickness, margin)
     centre = half * ANTIALIAS
     canvas = Image.new("L", (2 * centre + 1, 2 * centre + 1), 0)

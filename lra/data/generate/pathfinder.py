@@ -1,11 +1,30 @@
-"""Pathfinder generator (Linsley et al., NeurIPS 2018), as LRA's release made it, fast: NumPy + Pillow only.
+"""Pathfinder generator (Linsley et al., NeurIPS 2018, "Learning long-range spatial dependencies with horizontal
+gated recurrent units"), with the settings of LRA's release (Tay et al., 2021, arXiv 2011.04006), fast: NumPy +
+Pillow only.
 
-Implements shared/reference/pathfinder.md: two target snakes grown alternately on a shared occupancy map M,
-short distractor snakes, two markers, max-combined and stretched to 0..255. Speed comes from drawing each paddle
-shape once per process (lra.data.pathfinder_stamps), keeping M as bytes that the hot loop reads element-wise and
-NumPy updates window-wise, scoring only the candidates a turn can reach, drawing strokes only for contours that
-are kept, and fixed-size seeded shards written by a process pool. Images depend only on (seed, resolution,
-difficulty, shard_size), never on the number of workers.
+The original generator's procedure, which the docstrings below refer to (M: the occupancy map, 0..1; a paddle:
+a short dash of length L with a margin m around it):
+
+A contour (snake) of n paddles
+  1. Seed paddle: a whole-degree angle, and a start pixel drawn uniformly among those whose footprint touches
+     no pixel with M > 0.3.
+  2. Grow one paddle at a time: look ahead by L + 2m to a point Q; the candidates on the circle of radius L + m
+     around Q weigh cos²(min(continuity · turn, π/2)) × (1 − the most of M within m of them); draw one (a dead
+     end if they weigh below 1e-4 in all), accept its paddle if max(M + its margin) < 1.8 (3 tries), then add
+     the previous paddle's margin to M.
+One image
+  1. Two target contours seeded seed_distance apart, grown alternately on the shared M; a failure restarts both.
+  2. Targets get paddle_contrast × snake_contrast, distractors snake_contrast.
+  3. Distractor contours of contour_length // 3 paddles, each left out if it does not fit.
+  4. Markers on one target's start and, by the label, on its own end (1) or on the other target's end (0).
+  5. Paddles and markers combined by pixel-wise max, stretched to 0..255, saved as PNG.
+Output: the release's layout, pathfinder{N}/curv_*/imgs/<k>/sample_<i>.png and metadata/<k>.npy text lines
+(README, "Pathfinder and Path-X").
+
+Speed comes from drawing each paddle shape once per process (pathfinder_stamps), keeping M as bytes that the
+hot loop reads element-wise and NumPy updates window-wise, scoring only the candidates a turn can reach, drawing
+strokes only for contours that are kept, and fixed-size seeded shards written by a process pool. Images depend
+only on (seed, resolution, difficulty, shard_size), never on the number of workers.
 """
 
 from __future__ import annotations
@@ -25,7 +44,7 @@ import numpy as np
 from PIL import Image
 
 from lra.data.checks import check_int
-from lra.data.pathfinder_stamps import (
+from lra.data.generate.pathfinder_stamps import (
     FULL,
     Paddle,
     candidates,
@@ -49,7 +68,7 @@ RESOLUTIONS = (32, 64, 128, 256)
 # The release's retry limits: 3 draws per paddle, 5 attempts per distractor snake.
 PADDLE_TRIES = 3
 DISTRACTOR_TRIES = 5
-# Thresholds of pathfinder.md in uint8 levels (1.0 = 255), so tests on integer levels are exact:
+# The original's thresholds in uint8 levels (1.0 = 255), so tests on integer levels are exact:
 # a paddle fits if max(M + margin) < 1.8; a seed pixel is free if M <= 0.3; weights below 1e-4 are a dead end.
 ACCEPT_BELOW = round(1.8 * FULL)  # 459
 FREE_UP_TO = math.floor(0.3 * FULL)  # 76
@@ -67,7 +86,7 @@ _DRAW_BLOCK = 1024
 
 @dataclass(frozen=True)
 class PathfinderParams:
-    """One column of pathfinder.md's parameter table (the release's settings for one resolution).
+    """The release's settings for one resolution (the original generator's parameters at that image size).
 
     margins: the paddle margin is drawn uniformly from these once per image (only 128 px has two).
     """
@@ -244,7 +263,8 @@ class _Geometry:
         The original dilates with OpenCV, which gives a pixel whose footprint lies wholly outside the image the
         value -DBL_MAX; its availability test then reports no free pixel at all. So an angle whose footprint
         misses one of the four closed quadrants around the tail never seeds: at 32 px only 30 of 360 angles
-        can. This shapes which angles seeds take and how many distractors fit (pathfinder.md's statistics).
+        can. This shapes which angles seeds take and how many distractors fit (statistics the tests compare with
+        the original's).
         """
         usable = self._seed_footprints.get(degrees)
         if usable is None:
@@ -330,7 +350,7 @@ class _Painter:
         self.changed = True
 
     def extend(self, snake: _Snake) -> bool:
-        """Grow `snake` by one paddle (pathfinder.md, "A contour", step 2); False if it cannot grow."""
+        """Grow `snake` by one paddle (module docstring, "A contour", step 2); False if it cannot grow."""
         geo = self.geo
         dy, dx, weighted, choices = geo.steps.get(snake.angle) or geo.step(snake.angle)
         pivot = snake.pivot
@@ -373,7 +393,7 @@ class _Painter:
         return _Snake(tail, angle, pivot, geo.seed_paddles[degrees + 180])
 
     def seed_distractor(self) -> _Snake | None:
-        """A distractor's seed paddle at a uniform free pixel (pathfinder.md, "A contour", step 1), or None."""
+        """A distractor's seed paddle at a uniform free pixel (module docstring, "A contour", step 1), or None."""
         geo, draws = self.geo, self.draws
         pad, size = geo.pad, geo.size
         occupied = None
@@ -396,7 +416,7 @@ class _Painter:
         return None
 
     def target_pair(self, contour_length: int) -> tuple[_Snake, _Snake] | None:
-        """Seed and grow the two target snakes alternately (pathfinder.md, "One image", step 1); None on failure."""
+        """Seed and grow the two target snakes alternately (module docstring, "One image", step 1); None on failure."""
         geo, draws = self.geo, self.draws
         first = second = None
         # The release draws the angle over all whole degrees and restarts the pair when it has no free tail;
@@ -459,7 +479,7 @@ def _check_contour(contour_length: int, label: int) -> None:
 
 
 def _render(draws: _Draws, params: PathfinderParams, contour_length: int, label: int) -> PathfinderSample:
-    """One image by pathfinder.md's "One image" procedure."""
+    """One image by the "One image" procedure (module docstring)."""
     margin = params.margins[draws.below(len(params.margins))]
     painter = _Painter(_geometry(params, margin), draws)
     for _ in range(MAX_PAIR_TRIES):
@@ -520,7 +540,7 @@ def generate_image(rng: np.random.Generator, params: PathfinderParams, contour_l
 def metadata_line(
     shard: int, index: int, label: int, params: PathfinderParams, contour_length: int, margin: int
 ) -> str:
-    """One line of the release's metadata/<shard>.npy text file (pathfinder.md, "Output"), without newline."""
+    """One line of the release's metadata/<shard>.npy text file (module docstring, "Output"), without newline."""
     return (
         f"imgs/{shard} sample_{index}.png {index} {label} {params.continuity} {contour_length} "
         f"{contour_length // 3} {params.paddle_length} {params.thickness} {margin} 1"
@@ -563,7 +583,7 @@ def generate_pathfinder(
     """Write num_images images in the release's layout; return out_dir/pathfinder{resolution}/{level name}.
 
     Shard k holds images k·shard_size onwards as imgs/<k>/sample_<i>.png (i counted within the shard) with
-    metadata/<k>.npy as text lines (pathfinder.md, "Output"). Each shard is seeded from (seed, resolution,
+    metadata/<k>.npy as text lines (module docstring, "Output"). Each shard is seeded from (seed, resolution,
     difficulty, k), so the files do not depend on `workers` (default: all cores).
     """
     params_for(resolution)

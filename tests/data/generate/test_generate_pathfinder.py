@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from lra.bench.pathfinder import main as bench_main
-from lra.data.pathfinder_generator import (
+from lra.data.generate.pathfinder import (
     DIFFICULTIES,
     RESOLUTIONS,
     PathfinderParams,
@@ -25,7 +25,7 @@ from lra.data.pathfinder_generator import (
     params_for,
     render_pathfinder,
 )
-from lra.data.pathfinder_stamps import ANTIALIAS, FULL, dilate, marker
+from lra.data.generate.pathfinder_stamps import ANTIALIAS, FULL, dilate, marker
 
 HARD = 14
 SAMPLES = 400

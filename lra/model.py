@@ -198,7 +198,8 @@ class LRAModel(nn.Module):
         self.head = nn.Sequential(nn.Linear(features, ffn_dim), nn.ReLU(), nn.Linear(ffn_dim, num_classes))
 
     def forward(self, batch: Mapping[str, Tensor]) -> Tensor:
-        """Batch dict (see DESIGN.md) -> logits (B, num_classes)."""
+        """A batch of lra.data.base.collate (`tokens`, `mask`: (B, L), mask True = real token) or, two-tower, of
+        collate_pairs (`tokens_a`, `mask_a`, `tokens_b`, `mask_b`) -> logits (B, num_classes)."""
         if not self.two_tower:
             return self.head(self.encoder(batch["tokens"], batch["mask"]))
         u = self.encoder(batch["tokens_a"], batch["mask_a"])  # (B, D)

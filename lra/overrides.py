@@ -1,4 +1,5 @@
-"""Task configs by name or path, and dotted-key overrides of them (`model.depth`, `data.root`, ...)."""
+"""Task configs by task name or path, the `tasks:` lists of suite and sweep files, and dotted-key overrides of the
+configs (`model.depth`, `data.root`, ...)."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ class ConfigError(ValueError):
 
 
 def find_task_config(task: str) -> Path:
-    """`task` as a path to a YAML config, or a task name: tasks/<task>.yaml here, else in the harness's checkout."""
+    """A task config by path (`*.yaml`) or by task name: tasks/<task>.yaml here, else in the harness's checkout."""
     path = Path(task)
     if path.suffix in (".yaml", ".yml"):
         if not path.is_file():
@@ -33,8 +34,22 @@ def find_task_config(task: str) -> Path:
 
 
 def task_name(task: str) -> str:
-    """The short name of a task given by name or config path (the file's stem)."""
+    """The name of a task config given by task name or path (the file's stem): its folder and key in results."""
     return Path(task).stem
+
+
+def check_task_configs(value: Any, where: str) -> tuple[str, ...]:
+    """A suite's or sweep's `tasks:`: a non-empty list of task names or config paths, no name twice.
+
+    Each task config trains into a folder of its name, so two entries with one name would share it.
+    """
+    if not isinstance(value, list) or not value or not all(isinstance(task, str) and task.strip() for task in value):
+        raise ConfigError(f"{where}: expected a non-empty list of task names or config paths, got {value!r}")
+    names = [task_name(task) for task in value]
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise ConfigError(f"{where}: task {', '.join(map(repr, repeated))} appears more than once")
+    return tuple(value)
 
 
 def load_yaml_mapping(path: Path) -> dict[str, Any]:

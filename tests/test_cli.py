@@ -13,6 +13,8 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
+ARGS_WARNING = "args parameter is intended"  # LightningCLI's warning when given args and a command line both
+COMMANDS = ("fit", "validate", "test", "predict", "data", "suite", "sweep", "bench")
 TINY = [
     "--trainer.max_steps", "12",
     "--trainer.val_check_interval", "6",
@@ -27,14 +29,21 @@ TINY = [
 
 
 def run(command: str, *args: str, cwd: Path, cache: Path) -> subprocess.CompletedProcess[str]:
+    """`command ARGS` in `cwd`: a console script of this environment, or `python -m lra` for command "-m lra"."""
     env = {**os.environ, "LRA_CACHE_DIR": str(cache), "PYTHONUNBUFFERED": "1"}
-    return subprocess.run([str(BIN / command), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+    program = [sys.executable, "-m", "lra"] if command == "-m lra" else [str(BIN / command)]
+    return subprocess.run([*program, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
 
 
 def fit(command: str, work: Path, *overrides: str) -> subprocess.CompletedProcess[str]:
     """`<command> fit --config tasks/listops.yaml` on tiny data, in `work`, with its cache under `work`."""
     config = str(REPO / "tasks/listops.yaml")
     return run(command, "fit", "--config", config, *TINY, *overrides, cwd=work, cache=work / "cache")
+
+
+def listed(text: str) -> list[str]:
+    """The command names a `--help` listing shows, one a line under `commands:`."""
+    return [line.split()[0] for line in text.split("commands:\n", 1)[1].split("\n\n", 1)[0].splitlines()]
 
 
 def scalars(log_dir: Path) -> dict[str, list[float]]:
@@ -71,6 +80,7 @@ def test_fit_keeps_best_checkpoint_and_tests_from_it(
     assert {"train/loss", "val/acc", "val/acc_best", "test/acc", "test/loss"} <= set(logged)
     assert len(logged["val/acc"]) == 2  # validated at steps 6 and 12
     assert 0.0 <= logged["test/acc"][0] <= 1.0
+    assert ARGS_WARNING not in result.stderr
 
 
 def test_second_fit_hits_the_cache(first_fit: tuple[Path, subprocess.CompletedProcess[str]]) -> None:
@@ -83,6 +93,51 @@ def test_second_fit_hits_the_cache(first_fit: tuple[Path, subprocess.CompletedPr
     assert "generating" not in result.stderr and "building" not in result.stderr
     assert time.perf_counter() - start < 60
     assert (work / "runs" / "listops" / "version_1").is_dir()
+    assert ARGS_WARNING not in result.stderr
+
+
+def test_python_m_lra_fits_like_the_lra_command(
+    first_fit: tuple[Path, subprocess.CompletedProcess[str]], tmp_path: Path
+) -> None:
+    """`python -m lra fit ...` (no console script needed): trains, tests, and prints no LightningCLI warning."""
+    work, _ = first_fit
+    config = str(REPO / "tasks/listops.yaml")
+    short = ["--trainer.max_steps", "2", "--trainer.val_check_interval", "2"]
+    result = run("-m lra", "fit", "--config", config, *TINY, *short, cwd=tmp_path, cache=work / "cache")
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert "cache hit" in result.stderr and "test/acc" in result.stdout
+    assert len(list((tmp_path / "runs" / "listops" / "version_0" / "checkpoints").glob("best-step2-*.ckpt"))) == 1
+    assert ARGS_WARNING not in result.stderr
+
+
+@pytest.mark.parametrize("command", ["lra", "-m lra"])
+def test_help_lists_every_command(tmp_path: Path, command: str) -> None:
+    result = run(command, "--help", cwd=tmp_path, cache=tmp_path / "cache")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("usage: lra {fit,validate,test,predict,data,suite,sweep,bench} ...")
+    assert listed(result.stdout) == list(COMMANDS)
+    assert result.stderr == ""
+
+
+@pytest.mark.parametrize(
+    ("argv", "commands"),
+    [
+        (["data", "--help"], ["generate", "prepare", "verify"]),
+        (["bench", "-h"], ["attention", "listops", "pathfinder", "train"]),
+    ],
+)
+def test_command_groups_list_their_commands(tmp_path: Path, argv: list[str], commands: list[str]) -> None:
+    result = run("lra", *argv, cwd=tmp_path, cache=tmp_path / "cache")
+    assert result.returncode == 0, result.stderr
+    assert listed(result.stdout) == commands
+
+
+@pytest.mark.parametrize("argv", [[], ["fitt"]])
+def test_no_or_an_unknown_command_lists_the_commands_and_fails(tmp_path: Path, argv: list[str]) -> None:
+    result = run("lra", *argv, cwd=tmp_path, cache=tmp_path / "cache")
+    assert result.returncode == 2
+    assert listed(result.stdout) == list(COMMANDS)
+    assert result.stdout.rstrip().endswith("lra: unknown command 'fitt'" if argv else "lra: a command is needed")
 
 
 def test_run_shorter_than_one_validation_interval_still_tests_from_a_best_checkpoint(tmp_path: Path) -> None:

@@ -21,12 +21,13 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from tensorboard.plugins.hparams import plugin_data_pb2
 from test_cli import scalars
 
-import lra.suite
+import lra.suite.command
+from lra.data.tasks import AVERAGED_TASKS
 from lra.overrides import digest
-from lra.suite import default_out, main
-from lra.suite_config import LRA_TASKS, load_suite_config, suite_tasks
-from lra.suite_report import SuiteResults
-from lra.training import TaskRun
+from lra.suite.command import default_out, main
+from lra.suite.config import load_suite_config, suite_tasks
+from lra.suite.report import SuiteResults
+from lra.training.run import TaskRun
 
 REPO = Path(__file__).resolve().parents[1]
 LRA = Path(sys.executable).parent / "lra"
@@ -66,7 +67,7 @@ def write_suite(folder: Path, **changes: Any) -> Path:
 
 
 def suite(*argv: str) -> tuple[int, str, str]:
-    """lra.suite.main(argv) in this process: exit status, stdout, stderr."""
+    """lra.suite.command.main(argv) in this process: exit status, stdout, stderr."""
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         status = main(list(argv))
@@ -181,18 +182,18 @@ def test_a_task_stopped_part_way_continues_from_its_last_checkpoint(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     config, out = write_suite(tmp_path), tmp_path / "out"
-    fit_task = lra.suite.fit_task
+    fit_task = lra.suite.command.fit_task
 
     def crashing(*args: Any, **kwargs: Any) -> TaskRun:
         return fit_task(*args, **kwargs, callbacks=[StopAfter(3)])
 
-    monkeypatch.setattr(lra.suite, "fit_task", crashing)
+    monkeypatch.setattr(lra.suite.command, "fit_task", crashing)
     with pytest.raises(OSError, match="stopped part-way"):
         suite("--config", str(config), "--tasks", "pathfinder", "--out", str(out))
     assert set(results_of(out)["started"]) == {"pathfinder"} and results_of(out)["tasks"] == {}
     assert (out / "pathfinder" / "checkpoints" / "last.ckpt").is_file()  # saved at the validation of step 2
 
-    monkeypatch.setattr(lra.suite, "fit_task", fit_task)
+    monkeypatch.setattr(lra.suite.command, "fit_task", fit_task)
     status, stdout, stderr = suite("--config", str(config), "--tasks", "pathfinder", "--out", str(out))
     assert status == 0, stderr[-3000:]
     assert f"pathfinder: continuing from {out / 'pathfinder' / 'checkpoints' / 'last.ckpt'}" in stdout
@@ -213,6 +214,7 @@ def test_a_task_stopped_part_way_continues_from_its_last_checkpoint(
         ({}, ["--set", "model.depth"], ["--set 'model.depth': expected KEY=VALUE"]),
         ({}, ["--set", "model.attention=nalla"], ["tiny.yaml: task 'listops'", "unknown attention ['nalla']"]),
         ({}, ["--tasks", "listops,listops"], ["--tasks 'listops,listops': task 'listops' appears more than once"]),
+        ({"tasks": ["listops", "listops"]}, [], ["tiny.yaml: tasks: task 'listops' appears more than once"]),
     ],
 )
 def test_bad_input_is_one_line_before_any_training(
@@ -229,19 +231,19 @@ def test_bad_input_is_one_line_before_any_training(
 
 def test_missing_data_stops_the_shipped_suite_before_any_training(tmp_path: Path) -> None:
     start = time.perf_counter()
-    status, stdout, stderr = suite("--config", str(REPO / "sweeps/lra.yaml"), "--out", str(tmp_path / "out"))
+    status, stdout, stderr = suite("--config", str(REPO / "sweeps/suites/lra.yaml"), "--out", str(tmp_path / "out"))
     assert status == 1 and stdout == ""
     assert stderr.startswith(
-        f"lra suite: {REPO / 'sweeps/lra.yaml'}: task 'text': Text (IMDB) data not found: data.root is not set"
+        f"lra suite: {REPO / 'sweeps/suites/lra.yaml'}: task 'text': Text (IMDB) data not found: data.root is not set"
     )
     assert "Traceback" not in stderr and not (tmp_path / "out").exists()
     assert time.perf_counter() - start < 20
 
 
 def test_shipped_suite_is_the_five_lra_tasks_and_columns_come_from_the_data(tmp_path: Path) -> None:
-    shipped = load_suite_config(REPO / "sweeps/lra.yaml")
-    assert shipped.tasks == LRA_TASKS and shipped.set == {} and shipped.task_set == {}
-    assert [task.column for task in suite_tasks(shipped, {})] == list(LRA_TASKS)
+    shipped = load_suite_config(REPO / "sweeps/suites/lra.yaml")
+    assert shipped.tasks == AVERAGED_TASKS and shipped.set == {} and shipped.task_set == {}
+    assert [task.column for task in suite_tasks(shipped, {})] == list(AVERAGED_TASKS)
     renamed = tmp_path / "best_listops.yaml"
     renamed.write_text((REPO / "tasks/listops.yaml").read_text())
     path = tmp_path / "mixed.yaml"
@@ -253,15 +255,15 @@ def test_shipped_suite_is_the_five_lra_tasks_and_columns_come_from_the_data(tmp_
 
 
 def test_default_out_is_named_after_the_suite_file_and_the_set_values() -> None:
-    assert default_out(Path("sweeps/lra.yaml"), {}) == Path("runs/suite/lra")
-    softmax = default_out(Path("sweeps/lra.yaml"), {"model.attention": "softmax"})
+    assert default_out(Path("sweeps/suites/lra.yaml"), {}) == Path("runs/suite/lra")
+    softmax = default_out(Path("sweeps/suites/lra.yaml"), {"model.attention": "softmax"})
     assert softmax == Path(f"runs/suite/lra-{digest({'model.attention': 'softmax'})}")
-    assert softmax != default_out(Path("sweeps/lra.yaml"), {"model.attention": "linear"})
+    assert softmax != default_out(Path("sweeps/suites/lra.yaml"), {"model.attention": "linear"})
 
 
 def test_markdown_of_a_full_suite_with_path_x(tmp_path: Path) -> None:
     path = tmp_path / "full.yaml"
-    path.write_text(yaml.safe_dump({"tasks": [*LRA_TASKS, "pathx"]}))
+    path.write_text(yaml.safe_dump({"tasks": [*AVERAGED_TASKS, "pathx"]}))
     tasks = suite_tasks(load_suite_config(path), {})
     results = SuiteResults(tmp_path, str(path))
     for accuracy, task in zip([0.4, 0.6, 0.8, 0.4, 0.7, 0.55], tasks, strict=True):
@@ -274,4 +276,4 @@ def test_markdown_of_a_full_suite_with_path_x(tmp_path: Path) -> None:
     assert "Path-X: beside the table, not in the LRA average." in text and "covers" not in text
     recorded = results_of(tmp_path)
     assert recorded["average"] == pytest.approx(0.58) and recorded["average_complete"] is True
-    assert recorded["average_over"] == list(LRA_TASKS)
+    assert recorded["average_over"] == list(AVERAGED_TASKS)

@@ -17,8 +17,8 @@ from lra_fixtures.retrieval import write_aan
 from lra_fixtures.text import write_imdb
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from lra.cli import LRACLI
 from lra.data.tasks import TASKS
+from lra.training.lightning_cli import LRACLI
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent

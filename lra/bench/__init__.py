@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-import importlib
+from lra.dispatch import Command, dispatch
 
 BENCHMARKS = {
-    "attention": "lra.bench.attention",
-    "listops": "lra.bench.listops",
-    "pathfinder": "lra.bench.pathfinder",
-    "train": "lra.bench.train",
+    "attention": Command(
+        "lra.bench.attention:main", "time, peak memory and FLOP/s of each attention's forward + backward vs length"
+    ),
+    "listops": Command("lra.bench.listops:main", "generate_listops against a plain port of the official generator"),
+    "pathfinder": Command("lra.bench.pathfinder:main", "generate_pathfinder's speed against the original generator"),
+    "train": Command("lra.bench.train:main", "training throughput: the real data pipeline vs batches in memory"),
 }
 
 
 def main(argv: list[str]) -> int:
-    """Dispatch to a benchmark's own `main(argv)`."""
-    if not argv or argv[0] not in BENCHMARKS:
-        names = ", ".join(BENCHMARKS)
-        print(f"usage: lra bench {{{names}}} [options]   (lra bench NAME --help for its options)")
-        return 2
-    return importlib.import_module(BENCHMARKS[argv[0]]).main(argv[1:])
+    """Run the benchmark argv[0] names on the rest of argv (`lra bench --help` lists them)."""
+    return dispatch("lra bench", BENCHMARKS, argv)

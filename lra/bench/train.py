@@ -23,9 +23,9 @@ import torch
 from torch import Tensor
 
 from lra.bench.measure import MALLOC, apply_malloc, sync
-from lra.cli import LRACLI
 from lra.data import LRADataModule
 from lra.module import LRAClassifier
+from lra.training.lightning_cli import LRACLI
 
 Batch = dict[str, Tensor]
 QUIET = ["--trainer.logger=false", "--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from jsonargparse import ArgumentParser
@@ -14,11 +15,7 @@ from lra.data.generate.listops import ListOpsSpec, generate_listops
 from lra.data.generate.pathfinder import DIFFICULTIES, RESOLUTIONS, generate_pathfinder
 from lra.data.tasks import TASKS
 from lra.data.verify import verify
-
-USAGE = """usage: lra data generate {listops,pathfinder} --out DIR [options]
-       lra data prepare TASK [--root DIR] [--cache_dir DIR] [any DataModule argument, e.g. --max_length 1000]
-       lra data verify TASK [--root DIR] [...the same arguments as prepare]
-TASK: """ + ", ".join(TASKS)
+from lra.dispatch import Command, dispatch
 
 
 def generate_parser() -> argparse.ArgumentParser:
@@ -99,20 +96,49 @@ def verify_main(task: str, argv: list[str]) -> int:
     return 1 if report.problems else 0
 
 
+TASK_ARGUMENTS = "TASK [--root DIR] [--cache_dir DIR] [any DataModule argument, e.g. --max_length 1000]"
+COMMANDS = {
+    "generate": Command(
+        "lra.data.commands:generate_main",
+        "write a synthetic task's files: generate {listops,pathfinder} --out DIR [options]",
+    ),
+    "prepare": Command(
+        "lra.data.commands:prepare_command",
+        "build a task's token cache: prepare TASK [--root DIR] [--cache_dir DIR] [DataModule arguments]",
+    ),
+    "verify": Command(
+        "lra.data.commands:verify_command",
+        "check a task's data against the published sizes: verify TASK [the arguments of prepare]",
+    ),
+}
+TASK_LIST = "TASK: " + ", ".join(TASKS)
+
+
+def task_command(command: str, run: Callable[[str, list[str]], int], argv: list[str]) -> int:
+    """`lra data COMMAND TASK ...`: the task name checked, then `run`; bad paths, files or settings in one line."""
+    if not argv or argv[0].startswith("-"):
+        print(f"usage: lra data {command} {TASK_ARGUMENTS}\n{TASK_LIST}")
+        return 0 if argv[:1] in (["-h"], ["--help"]) else 2
+    if argv[0] not in TASKS:
+        print(f"lra data {command}: unknown task {argv[0]!r}; expected one of {', '.join(TASKS)}")
+        return 2
+    try:
+        return run(argv[0], argv[1:])
+    except (ValueError, FileNotFoundError) as error:  # bad paths, files or settings: the message says which
+        print(f"lra data {command} {argv[0]}: {error}", file=sys.stderr)
+        return 1
+
+
+def prepare_command(argv: list[str]) -> int:
+    """`lra data prepare TASK ...`."""
+    return task_command("prepare", prepare_main, argv)
+
+
+def verify_command(argv: list[str]) -> int:
+    """`lra data verify TASK ...`."""
+    return task_command("verify", verify_main, argv)
+
+
 def main(argv: list[str]) -> int:
-    """Dispatch `lra data COMMAND ...`."""
-    command = argv[0] if argv else None
-    if command == "generate":
-        return generate_main(argv[1:])
-    if command in ("prepare", "verify") and len(argv) > 1 and not argv[1].startswith("-"):
-        if argv[1] not in TASKS:
-            print(f"lra data {command}: unknown task {argv[1]!r}; expected one of {', '.join(TASKS)}")
-            return 2
-        run = prepare_main if command == "prepare" else verify_main
-        try:
-            return run(argv[1], argv[2:])
-        except (ValueError, FileNotFoundError) as error:  # bad paths, files or settings: the message says which
-            print(f"lra data {command} {argv[1]}: {error}", file=sys.stderr)
-            return 1
-    print(USAGE)
-    return 2
+    """`lra data COMMAND ...` (`lra data --help` lists the commands)."""
+    return dispatch("lra data", COMMANDS, argv, epilog=TASK_LIST)

@@ -1,4 +1,10 @@
-"""The LRA tasks by name: each task's DataModule class and the settings its tasks/<name>.yaml uses."""
+"""The six LRA tasks by name, each with its DataModule class and the settings its task config uses.
+
+Words used across the harness: a *task* is one of the six benchmarks of the Long Range Arena (Tay et al. 2021,
+arXiv 2011.04006), named as in TASKS; a *task config* is a LightningCLI config that trains one, tasks/<task>.yaml
+or any copy of it (suites and sweeps name task configs by task name or path); AVERAGED_TASKS are the five tasks the
+LRA average is taken over; TASK_TITLES are the tasks' headings in result tables.
+"""
 
 from __future__ import annotations
 
@@ -26,6 +32,16 @@ TASKS: dict[str, Task] = {
     "image": Task(ImageDataModule, {}),
     "pathfinder": Task(PathfinderDataModule, {"resolution": 32, "difficulty": 14}),
     "pathx": Task(PathfinderDataModule, {"resolution": 128, "difficulty": 14, "batch_size": 32}),
+}
+# The tasks of the LRA average, in the order of the published tables; Path-X is reported beside them.
+AVERAGED_TASKS = ("listops", "text", "retrieval", "image", "pathfinder")
+TASK_TITLES = {
+    "listops": "ListOps",
+    "text": "Text",
+    "retrieval": "Retrieval",
+    "image": "Image",
+    "pathfinder": "Pathfinder",
+    "pathx": "Path-X",
 }
 
 

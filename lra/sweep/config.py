@@ -1,4 +1,5 @@
-"""The sweep YAML: which tasks, fixed overrides, the search space over dotted config keys, the study settings."""
+"""The sweep file: which task configs (or a suite file), fixed overrides, the search space over dotted config keys,
+the study settings."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from lra.overrides import ConfigError, check_overrides, load_yaml_mapping, task_name
+from lra.overrides import ConfigError, check_overrides, check_task_configs, load_yaml_mapping, task_name
 
 SAMPLERS = ("tpe", "random", "cmaes", "qmc", "gp")
 PRUNERS = ("median", "hyperband", "none")
@@ -150,9 +151,9 @@ def load_sweep_config(path: Path) -> SweepConfig:
     task_set: dict[str, dict[str, Any]] = {}
     suite = None
     if "suite" in raw:
-        from lra.suite_config import load_suite_config
+        from lra.suite.config import load_suite_config
 
-        suite = Path(_expect(raw["suite"], str, f"{where}: suite", "the path of a suite file such as sweeps/lra.yaml"))
+        suite = Path(_expect(raw["suite"], str, f"{where}: suite", "the path of a suite file such as suites/lra.yaml"))
         suite = path.parent / suite if (path.parent / suite).is_file() else suite  # next to the sweep file, else here
         loaded = load_suite_config(suite)
         tasks, shared, task_set = (
@@ -161,11 +162,7 @@ def load_sweep_config(path: Path) -> SweepConfig:
             {k: dict(v) for k, v in loaded.task_set.items()},
         )
     else:
-        tasks = tuple(_expect(raw["tasks"], list, f"{where}: tasks", "a non-empty list of task names or config paths"))
-        if not tasks or not all(isinstance(task, str) for task in tasks):
-            raise ConfigError(
-                f"{where}: tasks: expected a non-empty list of task names or config paths, got {raw['tasks']!r}"
-            )
+        tasks = check_task_configs(raw["tasks"], f"{where}: tasks")
     names = [task_name(task) for task in tasks]
     objective = raw.get("objective", names[0] if len(names) == 1 else "average")
     if objective != "average" and objective not in names:

@@ -8,8 +8,8 @@ from typing import Any
 import optuna
 import yaml
 
+from lra.files import write_atomically
 from lra.overrides import ConfigError
-from lra.suite_report import write_atomically
 from lra.sweep.objective import SweepObjective
 
 

@@ -16,7 +16,7 @@ from optuna_integration import PyTorchLightningPruningCallback
 from lra.overrides import ConfigError, apply_overrides, find_task_config, load_yaml_mapping
 from lra.sweep.config import Param, SweepConfig
 from lra.sweep.study import check_not_surplus
-from lra.training import check_config, fit_task
+from lra.training.run import check_config, fit_task
 
 MONITOR = "val/acc_best"
 

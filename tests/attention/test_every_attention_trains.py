@@ -13,9 +13,9 @@ import torch
 from torch.utils.data import DataLoader
 
 from lra.attention import ATTENTIONS
-from lra.cli import LRACLI
 from lra.data.base import Collate
 from lra.module import LRAClassifier
+from lra.training.lightning_cli import LRACLI
 
 REPO = Path(__file__).resolve().parents[2]
 VOCAB, CLASSES, MAX_LENGTH = 12, 3, 32

@@ -75,8 +75,8 @@ def test_verify_reports_length_ranges_per_split(tmp_path: Path, capsys: pytest.C
     ("argv", "expected"),
     [
         (["data", "prepare", "nosuch"], "unknown task 'nosuch'; expected one of listops, text, retrieval"),
-        (["data", "verify"], "usage: lra data generate"),
-        (["data"], "usage: lra data generate"),
+        (["data", "verify"], "usage: lra data verify TASK [--root DIR]"),
+        (["data"], "usage: lra data {generate,prepare,verify} ..."),
     ],
 )
 def test_unknown_commands_print_usage(argv: list[str], expected: str, capsys: pytest.CaptureFixture[str]) -> None:

@@ -13,7 +13,7 @@ from lra_fixtures.sweeps import write_sweep
 from lra_fixtures.text import write_imdb
 
 from lra.overrides import ConfigError
-from lra.sweep import main as sweep_main
+from lra.sweep.command import main as sweep_main
 from lra.sweep.config import load_sweep_config
 from lra.sweep.objective import SweepObjective
 from lra.sweep.study import build_pruner, build_sampler
@@ -69,6 +69,9 @@ def test_bad_search_space(tmp_path: Path, capsys: pytest.CaptureFixture[str], sp
         ({"sampler": {"name": "tpe", "seed": 0, "n_startup": 3}}, ["sampler 'tpe'", "n_startup"]),
         ({"objective": "text"}, ["objective", "'text'"]),
         ({"tasks": ["listops", "nosuchtask"]}, ["nosuchtask"]),
+        ({"tasks": ["listops", "listops"]}, ["tiny.yaml: tasks: task 'listops' appears more than once"]),
+        ({"tasks": ["listops", str(REPO / "tasks/listops.yaml")]}, ["tasks: task 'listops' appears more than once"]),
+        ({"tasks": []}, ["tasks: expected a non-empty list of task names or config paths"]),
         ({"set": {"data.num_train": "many"}}, ["set / trial_set", "num_train"]),
         ({"direction": "up"}, ["direction", "'up'"]),
         ({"n_trials": 0}, ["n_trials must be >= 1"]),

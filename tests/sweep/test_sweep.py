@@ -12,7 +12,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from tensorboard.plugins.hparams import plugin_data_pb2
 from test_cli import scalars
 
-from lra.training import check_config
+from lra.training.run import check_config
 
 STORAGE = "sqlite:///runs/sweeps/tiny.db"
 

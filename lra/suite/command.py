@@ -12,9 +12,9 @@ from typing import Any
 from torch.utils.tensorboard import SummaryWriter
 from torch.utils.tensorboard.summary import hparams
 
+from lra.data.tasks import AVERAGED_TASKS
 from lra.overrides import digest, parse_assignments
-from lra.suite_config import (
-    LRA_TASKS,
+from lra.suite.config import (
     SUITE_RUN,
     SuiteConfig,
     SuiteTask,
@@ -23,10 +23,8 @@ from lra.suite_config import (
     select_tasks,
     suite_tasks,
 )
-from lra.suite_report import SuiteResults
-from lra.training import check_config, fit_task
-
-__all__ = ["load_suite_config", "main", "run_suite"]
+from lra.suite.report import SuiteResults
+from lra.training.run import check_config, fit_task
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
@@ -35,7 +33,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         description="Train every task of a suite file, score each test split from its best-validation checkpoint "
         "and report the LRA average beside the published protocol-2 table. Re-running continues a suite.",
     )
-    parser.add_argument("--config", type=Path, required=True, help="the suite file, e.g. sweeps/lra.yaml")
+    parser.add_argument("--config", type=Path, required=True, help="the suite file, e.g. sweeps/suites/lra.yaml")
     parser.add_argument(
         "--set",
         action="append",
@@ -77,7 +75,7 @@ def open_writer(
             for key, value in overrides.items():
                 scalar = isinstance(value, (bool, int, float, str))
                 params[prefix + key] = value if scalar else flow(value)
-        names = dict.fromkeys([*LRA_TASKS, *(task.name for task in tasks)])
+        names = dict.fromkeys([*AVERAGED_TASKS, *(task.name for task in tasks)])
         metrics = {f"lra/{name}": 0.0 for name in [*names, "average"]}  # declares the metric tags; values unused
         for summary in hparams(params, metrics):
             writer.file_writer.add_summary(summary)
@@ -109,12 +107,13 @@ def run_suite(args: argparse.Namespace) -> int:
                 train(task, out, results, tasks, writer)
             value, over = results.average()
             if value is not None:
-                writer.add_scalar("lra/average", value, len(over))  # step: how many of the five tasks it covers
+                writer.add_scalar("lra/average", value, len(over))  # step: how many of the averaged tasks it covers
         finally:
             writer.close()
     value, over = results.average()
     if value is not None:
-        print(f"lra suite: LRA average {100 * value:.2f}% over {len(over)} of 5 tasks ({', '.join(over)})")
+        covered = f"{len(over)} of {len(AVERAGED_TASKS)} tasks ({', '.join(over)})"
+        print(f"lra suite: LRA average {100 * value:.2f}% over {covered}")
     print(f"lra suite: {out / 'results.md'}, {out / 'results.json'}; TensorBoard: tensorboard --logdir {out}")
     return 0
 
@@ -141,9 +140,6 @@ def train(task: SuiteTask, out: Path, results: SuiteResults, tasks: Sequence[Sui
 
 def main(argv: Sequence[str]) -> int:
     """`lra suite --config FILE [--set KEY=VALUE ...] [--tasks A,B] [--out DIR]`; user errors exit 1 in one line."""
-    from lra.cli import show_harness_logs
-
-    show_harness_logs()
     try:
         return run_suite(parse_args(argv))
     except (ValueError, FileNotFoundError) as error:  # config, --set, data: the message names the file or key

@@ -1,4 +1,5 @@
-"""The suite file (sweeps/lra.yaml): which tasks, shared and per-task overrides, and each task's merged config."""
+"""The suite file (e.g. sweeps/suites/lra.yaml): which task configs, shared and per-task overrides, and each task
+config merged with them."""
 
 from __future__ import annotations
 
@@ -10,29 +11,28 @@ from typing import Any
 
 import yaml
 
-from lra.data.tasks import TASKS
+from lra.data.tasks import AVERAGED_TASKS, TASKS
 from lra.overrides import (
     ConfigError,
     apply_overrides,
     check_overrides,
+    check_task_configs,
     digest,
     find_task_config,
     load_yaml_mapping,
     task_name,
 )
 
-# The five tasks of the LRA average (reference/lra.md), in the order of its tables. Path-X is a column of its own.
-LRA_TASKS = ("listops", "text", "retrieval", "image", "pathfinder")
 KEYS = ("tasks", "set", "task_set")
 SUITE_RUN = "suite"  # OUT/suite is the suite's own TensorBoard run, so no task may be named so
 
 
 @dataclass(frozen=True)
 class SuiteConfig:
-    """A parsed suite file: tasks (names or config paths) in the order they run, and their overrides."""
+    """A parsed suite file: task configs (task names or paths) in the order they run, and their overrides."""
 
     path: Path
-    tasks: tuple[str, ...] = LRA_TASKS
+    tasks: tuple[str, ...] = AVERAGED_TASKS
     set: dict[str, Any] = field(default_factory=dict)
     task_set: dict[str, dict[str, Any]] = field(default_factory=dict)  # by task name (a config path's stem)
 
@@ -43,13 +43,13 @@ class SuiteConfig:
 
 @dataclass(frozen=True)
 class SuiteTask:
-    """One task of a suite: its config file, the merged config it trains with, and where it sits in the LRA table."""
+    """One task config of a suite: its file, the merged config it trains with, and the LRA task it is scored as."""
 
     name: str
     config_path: Path
     config: dict[str, Any]
     overrides: dict[str, Any]  # every dotted key set on top of the task's YAML (set, task_set, --set; last wins)
-    column: str | None  # the LRA column it fills (listops .. pathfinder, pathx), None for another task
+    column: str | None  # the task (in TASKS) whose column of the LRA table it fills; None: beside the table
 
     @property
     def digest(self) -> str:
@@ -73,16 +73,11 @@ def flow(value: Any) -> str:
 
 
 def _tasks(value: Any, where: str) -> tuple[str, ...]:
-    """A non-empty list of distinct task names or config paths."""
-    if not isinstance(value, list) or not value or not all(isinstance(task, str) and task.strip() for task in value):
-        raise ConfigError(f"{where}: expected a non-empty list of task names or config paths, got {value!r}")
-    names = [task_name(task) for task in value]
-    repeated = sorted({name for name in names if names.count(name) > 1})
-    if repeated:
-        raise ConfigError(f"{where}: task {', '.join(map(repr, repeated))} appears more than once")
-    if SUITE_RUN in names:
+    """The shared check of a `tasks:` list, and no task config named like the suite's own run folder."""
+    tasks = check_task_configs(value, where)
+    if SUITE_RUN in map(task_name, tasks):
         raise ConfigError(f"{where}: a task may not be named {SUITE_RUN!r} (OUT/{SUITE_RUN} is the suite's own run)")
-    return tuple(value)
+    return tasks
 
 
 def load_suite_config(path: Path) -> SuiteConfig:
@@ -94,7 +89,7 @@ def load_suite_config(path: Path) -> SuiteConfig:
     unknown = sorted(map(str, set(raw) - set(KEYS)))
     if unknown:
         raise ConfigError(f"{path}: unknown key(s) {', '.join(unknown)}; expected some of {', '.join(KEYS)}")
-    tasks = _tasks(raw["tasks"], f"{path}: tasks") if "tasks" in raw else LRA_TASKS
+    tasks = _tasks(raw["tasks"], f"{path}: tasks") if "tasks" in raw else AVERAGED_TASKS
     names = [task_name(task) for task in tasks]
     per_task = raw.get("task_set") or {}
     if not isinstance(per_task, dict):
@@ -114,7 +109,7 @@ def select_tasks(suite: SuiteConfig, selection: str) -> SuiteConfig:
 
 
 def lra_column(config: Mapping[str, Any]) -> str | None:
-    """The LRA table column a task config fills, known from its DataModule (Pathfinder: by level), else None.
+    """The task (in TASKS) a task config trains, known from its DataModule (Pathfinder: by level), else None.
 
     So a renamed config (e.g. an exported best_listops.yaml) still counts as ListOps, and Pathfinder at another
     resolution or contour length is reported beside the table, not averaged into it.

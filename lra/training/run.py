@@ -1,4 +1,5 @@
-"""One task's training run from a config mapping, in-process: what the suite and every sweep trial call."""
+"""One task config's training run from a mapping, in-process (fit_task), and the check made before any training
+(check_config): what the suite and every sweep trial call."""
 
 from __future__ import annotations
 
@@ -15,13 +16,14 @@ from typing import Any
 import yaml
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 
-from lra.cli import LRACLI
 from lra.overrides import ConfigError, apply_overrides
+from lra.training.lightning_cli import LRACLI
 
 
 @dataclass
 class TaskRun:
-    """What one run of a task produced: accuracies are fractions in [0, 1]; test_acc is None when not scored."""
+    """What one run of a task config (`task`: its name) produced: accuracies are fractions in [0, 1]; test_acc is
+    None when not scored."""
 
     task: str
     best_val_acc: float

@@ -3,31 +3,24 @@
 from __future__ import annotations
 
 import json
-import os
 import statistics
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from lra.data.tasks import AVERAGED_TASKS, TASK_TITLES
+from lra.files import write_atomically
 from lra.overrides import ConfigError
-from lra.suite_config import LRA_TASKS, SuiteTask, flow
+from lra.suite.config import SuiteTask, flow
 
 if TYPE_CHECKING:
-    from lra.training import TaskRun
+    from lra.training.run import TaskRun
 
-COLUMNS = {
-    "listops": "ListOps",
-    "text": "Text",
-    "retrieval": "Retrieval",
-    "image": "Image",
-    "pathfinder": "Pathfinder",
-    "pathx": "Path-X",
-}
-# Test accuracy (%) under protocol 2 (the Nyströmformer / Skyformer PyTorch protocol), as collected in
-# shared/reference/lra.md, "Published tables": ListOps, Text, Retrieval, Image, Pathfinder, average.
-# NaLaFormer reports only its average.
+# Test accuracy (%) under protocol 2, the PyTorch protocol of Nyströmformer (Xiong et al. 2021, arXiv 2102.03902)
+# as run by the Skyformer code (Chen et al. 2021, arXiv 2111.00035): the rows up to Skyformer as that paper
+# publishes them, the later rows from their own papers (Hedgehog; PolaFormer, arXiv 2501.15061; NaLaFormer,
+# arXiv 2506.21137, which reports only its average). ListOps, Text, Retrieval, Image, Pathfinder, average.
 PUBLISHED: dict[str, tuple[str, ...]] = {  # kept as printed ("61.2", not "61.20"); "—": not reported
     "Transformer (softmax)": ("38.71", "61.55", "80.93", "39.14", "70.39", "58.14"),
     "Kernelized": ("38.46", "60.02", "82.11", "32.63", "69.86", "56.62"),
@@ -38,19 +31,6 @@ PUBLISHED: dict[str, tuple[str, ...]] = {  # kept as printed ("61.2", not "61.20
     "PolaFormer (α=3)": ("37.35", "73.06", "80.50", "42.15", "70.53", "60.72"),
     "NaLaFormer": ("—", "—", "—", "—", "—", "61.2"),
 }
-
-
-def write_atomically(path: Path, text: str) -> None:
-    """Write `text` to a temporary file beside `path`, then rename it over `path` (never half a file)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w") as file:
-            file.write(text)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
 
 
 @dataclass
@@ -110,8 +90,8 @@ class SuiteResults:
 
     def average(self) -> tuple[float | None, list[str]]:
         """The mean test accuracy over the finished tasks among the five LRA tasks, and which tasks those are."""
-        covered = {record["column"]: name for name, record in self.done.items() if record["column"] in LRA_TASKS}
-        over = [covered[column] for column in LRA_TASKS if column in covered]
+        covered = {record["column"]: name for name, record in self.done.items() if record["column"] in AVERAGED_TASKS}
+        over = [covered[column] for column in AVERAGED_TASKS if column in covered]
         if not over:
             return None, []
         return statistics.fmean(self.done[name]["test_acc"] for name in over), over
@@ -125,7 +105,7 @@ class SuiteResults:
             "started": self.started,
             "average": value,
             "average_over": over,
-            "average_complete": len(over) == len(LRA_TASKS),
+            "average_complete": len(over) == len(AVERAGED_TASKS),
         }
         write_atomically(self.json_path, json.dumps(recorded, indent=2) + "\n")
         write_atomically(self.out / "results.md", markdown(self, tasks))
@@ -170,10 +150,14 @@ def markdown(results: SuiteResults, tasks: Sequence[SuiteTask]) -> str:
         return "pending"
 
     value, over = results.average()
-    partial = 0 < len(over) < len(LRA_TASKS)
+    partial = 0 < len(over) < len(AVERAGED_TASKS)
     average = _percent(None if value is None else 100 * value) + ("\\*" if partial else "")
-    header = [*(COLUMNS[column] for column in LRA_TASKS), "avg", *(COLUMNS.get(columns[n] or "", n) for n in extras)]
-    ours = [*(cell(by_column.get(column)) for column in LRA_TASKS), average, *(cell(name) for name in extras)]
+    header = [
+        *(TASK_TITLES[column] for column in AVERAGED_TASKS),
+        "avg",
+        *(TASK_TITLES.get(columns[n] or "", n) for n in extras),
+    ]
+    ours = [*(cell(by_column.get(column)) for column in AVERAGED_TASKS), average, *(cell(name) for name in extras)]
     rows = [f"| **this run** | {' | '.join(ours)} |"]
     for model, published in PUBLISHED.items():
         rows.append(f"| {model} | {' | '.join(published)}{' | —' * len(extras)} |")
@@ -187,8 +171,8 @@ def markdown(results: SuiteResults, tasks: Sequence[SuiteTask]) -> str:
         "# LRA suite results",
         "",
         f"Suite `{results.suite}`, run folder `{results.out}`. Test accuracy (%) of each task, scored from its "
-        "best-validation checkpoint; published rows: protocol 2 (the Nyströmformer / Skyformer PyTorch protocol) "
-        "as collected in reference/lra.md (NaLaFormer reports only its average).",
+        "best-validation checkpoint; published rows: protocol 2, the PyTorch protocol of Nyströmformer "
+        "(arXiv 2102.03902) and Skyformer (arXiv 2111.00035), as published (NaLaFormer reports only its average).",
         "",
         f"**This run:** {settings_line(entries)}.",
         "",
@@ -198,12 +182,12 @@ def markdown(results: SuiteResults, tasks: Sequence[SuiteTask]) -> str:
         "",
     ]
     if partial:
-        names_over = ", ".join(COLUMNS[results.done[name]["column"]] for name in over)
+        names_over = ", ".join(TASK_TITLES[results.done[name]["column"]] for name in over)
         lines += [
-            f"\\* The average covers {len(over)} of the {len(LRA_TASKS)} LRA tasks ({names_over}), "
+            f"\\* The average covers {len(over)} of the {len(AVERAGED_TASKS)} LRA tasks ({names_over}), "
             "so it is not comparable with the published averages over all five.",
             "",
         ]
     if extras:
-        lines.append(f"{', '.join(header[len(LRA_TASKS) + 1 :])}: beside the table, not in the LRA average.")
+        lines.append(f"{', '.join(header[len(AVERAGED_TASKS) + 1 :])}: beside the table, not in the LRA average.")
     return "\n".join(lines).rstrip() + "\n"

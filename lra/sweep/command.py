@@ -1,0 +1,60 @@
+"""`lra sweep`: an Optuna study over dotted config keys of one task or the suite (see sweeps/*.yaml)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+from lra.overrides import ConfigError, parse_assignments
+from lra.sweep.config import load_sweep_config
+from lra.sweep.export import export_best
+from lra.sweep.objective import SweepObjective
+from lra.sweep.study import build_pruner, build_sampler, build_storage, open_study, run_until
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="lra sweep",
+        description="Run (or continue) an Optuna study described by a sweep file; trials score validation only.",
+    )
+    parser.add_argument("--config", type=Path, required=True, help="the sweep file, e.g. sweeps/nala_listops.yaml")
+    parser.add_argument("--n-trials", type=int, help="finished trials wanted in the study in all (default: the file's)")
+    parser.add_argument("--storage", help="database URL (default: sqlite:///runs/sweeps/<study>.db)")
+    parser.add_argument("--study-name", help="default: the file's study_name, else its stem")
+    parser.add_argument("--seed", type=int, help="sampler seed for this worker (default: the file's sampler.seed)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
+    parser.add_argument("--export-best", type=Path, metavar="FILE.yaml", help="then write the best trial's config")
+    return parser.parse_args(argv)
+
+
+def run(args: argparse.Namespace) -> None:
+    if args.n_trials is not None and args.n_trials < 0:
+        raise ConfigError(f"--n-trials must be >= 0, got {args.n_trials}")
+    config = load_sweep_config(args.config)
+    config = replace(
+        config,
+        n_trials=config.n_trials if args.n_trials is None else args.n_trials,
+        study_name=args.study_name or config.study_name,
+        storage=args.storage or config.storage,
+    )
+    objective = SweepObjective(config, parse_assignments(args.set))
+    objective.check()  # every config key and value is checked before the storage is touched or anything trains
+    build_sampler(config, args.seed), build_pruner(config)  # their arguments, checked before the storage is touched
+    storage = build_storage(config.storage_url, config)
+    study = open_study(config, storage, args.seed)
+    run_until(study, objective, config.n_trials, poll=max(1.0, config.heartbeat.interval / 2))
+    if args.export_best:
+        export_best(study, objective, args.export_best)
+        print(f"lra sweep: wrote the best trial's config to {args.export_best}")
+
+
+def main(argv: list[str]) -> int:
+    """`lra sweep --config FILE ...`; user errors exit 1 in one line."""
+    try:
+        run(parse_args(argv))
+    except ConfigError as error:
+        print(f"lra sweep: {error}", file=sys.stderr)
+        return 1
+    return 0

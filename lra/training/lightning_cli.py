@@ -1,0 +1,124 @@
+"""LRACLI: the LightningCLI of the harness (`lightning fit|validate|test|predict`, `lra fit|...`), over LRAClassifier
+and any LRADataModule, with the data's sizes linked into the model."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.cli import ArgsType, LightningArgumentParser, LightningCLI
+
+from lra.data import LRADataModule
+from lra.module import LRAClassifier
+from lra.training.checkpoint import SelectionCheckpoint
+
+LINKED_FROM_DATA = ("vocab_size", "num_classes", "max_length", "two_tower", "protocol")
+HALF_PRECISIONS = ("16-mixed", "16", "16-true")
+log = logging.getLogger("lra.training")
+
+
+class LRACLI(LightningCLI):
+    """LightningCLI over LRAClassifier and any LRADataModule, with sizes linked from the data.
+
+    Adds a best-validation checkpoint (`--checkpoint.*`, written only after `checkpoint.select_after` of the run)
+    and, after `fit`, scores the test split from that best checkpoint, or from the last weights when none was
+    written (`--test_after_fit false` turns it off); its metrics are kept in `test_metrics`. fp16 precision
+    (protocol 2's) falls back to fp32 where there is no CUDA device.
+    `trainer_defaults` and `parser_kwargs` are LightningCLI's (the suite and sweeps add callbacks through them).
+    """
+
+    def __init__(
+        self,
+        args: ArgsType = None,
+        run: bool = True,
+        trainer_defaults: dict[str, Any] | None = None,
+        parser_kwargs: dict[str, Any] | None = None,
+    ) -> None:
+        self.test_metrics: dict[str, float] = {}
+        super().__init__(
+            LRAClassifier,
+            LRADataModule,
+            subclass_mode_data=True,
+            auto_configure_optimizers=False,
+            save_config_kwargs={"overwrite": True},
+            trainer_defaults=trainer_defaults,
+            parser_kwargs=parser_kwargs,
+            args=args,
+            run=run,
+        )
+
+    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        for name in LINKED_FROM_DATA:
+            parser.link_arguments(f"data.{name}", f"model.{name}", apply_on="instantiate")
+        parser.add_lightning_class_args(SelectionCheckpoint, "checkpoint")
+        parser.set_defaults(
+            {
+                "checkpoint.monitor": "val/acc",
+                "checkpoint.mode": "max",
+                "checkpoint.save_last": True,
+                "checkpoint.filename": "best-step{step}-acc{val/acc:.4f}",
+                "checkpoint.auto_insert_metric_name": False,
+            }
+        )
+        parser.add_argument(
+            "--test_after_fit",
+            type=bool,
+            default=True,
+            help="After fit, score the test split from the best-validation checkpoint.",
+        )
+
+    def before_instantiate_classes(self) -> None:
+        """fp16 autocast (the task configs' `16-mixed`, as protocol 2) needs CUDA; elsewhere the run uses fp32."""
+        config = self.config.get(self.subcommand, self.config) if self.subcommand else self.config
+        trainer = config.get("trainer")
+        if trainer is None or str(trainer.get("precision")) not in HALF_PRECISIONS:
+            return
+        accelerator = str(trainer.get("accelerator") or "auto")
+        if accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available():
+            return
+        log.info("trainer.precision %s needs a CUDA device; training in fp32 (32-true) here", trainer.get("precision"))
+        trainer["precision"] = "32-true"
+
+    def before_fit(self) -> None:
+        """A run shorter than one validation interval validates once, at its last step, so it has a best checkpoint."""
+        trainer = self.trainer
+        interval = trainer.val_check_interval
+        if isinstance(interval, int) and 0 < trainer.max_steps < interval:
+            log.info(
+                "trainer.max_steps (%d) < trainer.val_check_interval (%d): validating at step %d instead",
+                trainer.max_steps,
+                interval,
+                trainer.max_steps,
+            )
+            trainer.val_check_interval = trainer.max_steps
+
+    def after_fit(self) -> None:
+        if not self.config[self.subcommand]["test_after_fit"] or self.trainer.interrupted:
+            return
+        checkpoint = self.trainer.checkpoint_callback
+        best = checkpoint.best_model_path if isinstance(checkpoint, ModelCheckpoint) else ""
+        if not best:
+            warnings.warn(
+                "no best-validation checkpoint was written (none after checkpoint.select_after of the run, or no "
+                "validation: see --trainer.val_check_interval), so the test split is scored from the last weights, "
+                "as protocol 2's code does",
+                stacklevel=1,
+            )
+        results = self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path=best or None)
+        self.test_metrics = dict(results[0]) if results else {}
+
+
+def run_command(argv: Sequence[str] | None = None) -> int:
+    """`fit|validate|test|predict ...` as a command: LRACLI on `argv` (None: the command line).
+
+    Arguments that are the command line itself are left for LightningCLI to read from sys.argv: given as `args`
+    as well, it warns that both were given (a guard meant for calls from Python).
+    """
+    args = None if argv is None or list(argv) == sys.argv[1:] else list(argv)
+    LRACLI(args=args)
+    return 0

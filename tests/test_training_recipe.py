@@ -9,9 +9,9 @@ import pytest
 import torch
 from torch.optim.lr_scheduler import OneCycleLR
 
+from lra.module import one_cycle
 from lra.training.checkpoint import SelectionCheckpoint
 from lra.training.lightning_cli import LRACLI
-from lra.module import one_cycle
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = [

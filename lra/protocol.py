@@ -11,7 +11,8 @@ those five and changes nothing else. The README's "Protocols" section lists ever
 from __future__ import annotations
 
 import math
-from typing import Literal
+from collections.abc import Mapping
+from typing import Any, Literal
 
 Protocol = Literal["faithful", "clean"]
 PROTOCOLS: tuple[str, ...] = ("faithful", "clean")
@@ -22,6 +23,13 @@ def check_protocol(value: object, key: str = "data.protocol") -> str:
     if value not in PROTOCOLS:
         raise ValueError(f"{key} must be one of {', '.join(PROTOCOLS)}, got {value!r}")
     return str(value)
+
+
+def config_protocol(config: Mapping[str, Any]) -> str:
+    """The protocol a task config (a mapping as in tasks/*.yaml) runs under: its data.protocol, faithful by default."""
+    data = config.get("data") or {}
+    arguments = data.get("init_args", data) if isinstance(data, Mapping) else {}
+    return str(arguments.get("protocol", "faithful"))
 
 
 def padded_length(max_length: int) -> int:

@@ -1,4 +1,8 @@
-"""Attention registry: config names -> attention classes, and a checked constructor."""
+"""Attention registry: config names -> attention classes, and a checked constructor.
+
+Levels: ``base`` (the contract), ``ops`` (the linear-time kernel op and its naive reference),
+``feature_maps`` (φ for kernel attention), ``kernel`` (the kernel attention layer), then one file per attention.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +10,11 @@ import inspect
 from collections.abc import Mapping
 from typing import Any
 
-from lra.attention.base import Attention, KernelAttention
+from lra.attention.base import Attention
 from lra.attention.cosformer import CosFormerAttention
+from lra.attention.feature_maps import FeatureMap
 from lra.attention.hedgehog import HedgehogAttention
+from lra.attention.kernel import KernelAttention
 from lra.attention.linear import LinearAttention
 from lra.attention.nala import NaLaAttention
 from lra.attention.nystrom import NystromAttention
@@ -57,6 +63,7 @@ __all__ = [
     "ATTENTIONS",
     "Attention",
     "CosFormerAttention",
+    "FeatureMap",
     "HedgehogAttention",
     "KernelAttention",
     "LinearAttention",

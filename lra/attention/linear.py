@@ -2,15 +2,8 @@
 
 from __future__ import annotations
 
-import torch.nn.functional as F
-from torch import Tensor
-
-from lra.attention.base import KernelAttention
-
-
-def elu_feature_map(x: Tensor) -> Tensor:
-    """φ(x) = elu(x) + 1 > 0 (Katharopoulos et al., 2020, "Transformers are RNNs", eq. 7)."""
-    return F.elu(x) + 1.0
+from lra.attention.feature_maps import EluFeatureMap
+from lra.attention.kernel import KernelAttention
 
 
 class LinearAttention(KernelAttention):
@@ -19,7 +12,4 @@ class LinearAttention(KernelAttention):
     name = "linear"
 
     def __init__(self, dim: int, heads: int, *, eps: float = 1e-6) -> None:
-        super().__init__(dim, heads, eps)
-
-    def feature_maps(self, q: Tensor, k: Tensor) -> tuple[Tensor, Tensor]:
-        return elu_feature_map(q), elu_feature_map(k)  # (B, H, L, d) each
+        super().__init__(dim, heads, EluFeatureMap(), eps=eps)

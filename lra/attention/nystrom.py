@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from lra.attention.base import Attention, compute_dtype
+from lra.attention.base import Attention, in_compute_dtype
 
 
 def iterative_pinv(a: Tensor, iterations: int) -> Tensor:
@@ -112,17 +112,16 @@ class NystromAttention(Attention):
             else None
         )
 
+    @in_compute_dtype
     def attend(self, q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None) -> Tensor:
-        dtype, out_dtype = compute_dtype(q), q.dtype
         b, _, n, d = q.shape
-        with torch.autocast(q.device.type, enabled=False):
-            q, k, v = q.to(dtype) * d**-0.5, k.to(dtype), v.to(dtype)
-            if mask is None:
-                keep = torch.ones(b, n, dtype=torch.bool, device=q.device)  # (B, L)
-            else:  # a sequence with no real token attends to all of its (padding) tokens, like softmax
-                keep = mask | ~mask.any(-1, keepdim=True)  # (B, L)
-            v = v.masked_fill(~keep[:, None, :, None], 0.0)  # padded values never reach real positions
-            out = nystrom_mix(q, k, v, keep, self.num_landmarks, self.pinv_iterations)  # (B, H, L, d)
-            if self.conv is not None:
-                out = out + self.conv(v)  # (B, H, L, d)
-        return out.to(out_dtype)
+        q = q * d**-0.5
+        if mask is None:
+            keep = torch.ones(b, n, dtype=torch.bool, device=q.device)  # (B, L)
+        else:  # a sequence with no real token attends to all of its (padding) tokens, like softmax
+            keep = mask | ~mask.any(-1, keepdim=True)  # (B, L)
+        v = v.masked_fill(~keep[:, None, :, None], 0.0)  # padded values never reach real positions
+        out = nystrom_mix(q, k, v, keep, self.num_landmarks, self.pinv_iterations)  # (B, H, L, d)
+        if self.conv is not None:
+            out = out + self.conv(v)  # (B, H, L, d)
+        return out

@@ -5,18 +5,13 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from lra.attention.base import compute_dtype
-from lra.attention.masked_kernel import MaskedKernelAttention
-from lra.attention.nala import abs_pow, relu_split_map
+from lra.attention.base import in_compute_dtype
+from lra.attention.feature_maps import polarity_parts, relu_split_map
+from lra.attention.kernel import KernelAttention
+from lra.attention.ops import linear_attention, quadratic_attention
 
 
-def polarity_parts(x: Tensor, p: Tensor | float) -> tuple[Tensor, Tensor]:
-    """(relu(x)^p, relu(−x)^p), each like x: x = x⁺ − x⁻ split by sign, then the element-wise power."""
-    magnitude = abs_pow(x, p)  # (..., d), exactly 0 at x = 0
-    return magnitude * (x > 0), magnitude * (x < 0)
-
-
-class PolaFormerAttention(MaskedKernelAttention):
+class PolaFormerAttention(KernelAttention):
     """Meng et al., 2025, "PolaFormer: Polarity-aware Linear Attention for Vision Transformers", arXiv 2501.15061.
 
     q·k = (q⁺·k⁺ + q⁻·k⁻) − (q⁺·k⁻ + q⁻·k⁺): the same-sign kernel weights the first half of the value
@@ -28,7 +23,7 @@ class PolaFormerAttention(MaskedKernelAttention):
     name = "polaformer"
 
     def __init__(self, dim: int, heads: int, *, alpha: float = 3.0, eps: float = 1e-6) -> None:
-        super().__init__(dim, heads, eps)
+        super().__init__(dim, heads, eps=eps)
         if not alpha > 0:
             raise ValueError(f"polaformer: alpha must be > 0, got {alpha}")
         self.alpha = float(alpha)
@@ -40,33 +35,30 @@ class PolaFormerAttention(MaskedKernelAttention):
         """The channel-wise powers p = 1 + α·sigmoid(θ), (H, 1, d)."""
         return 1.0 + self.alpha * torch.sigmoid(self.power.to(dtype))
 
-    def masked_feature_maps(self, q: Tensor, k: Tensor, mask: Tensor | None) -> tuple[Tensor, Tensor]:
+    def feature_maps(self, q: Tensor, k: Tensor, mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """The same-sign kernel: [q⁺^p, q⁻^p]·[k⁺^p, k⁻^p]; the opposite-sign one swaps the query halves."""
         p = self.exponents(q.dtype)
         return relu_split_map(q, p), relu_split_map(k, p)  # (B, H, L, 2d) each
 
+    @in_compute_dtype
     def attend(self, q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None) -> Tensor:
-        dtype = compute_dtype(q)
-        with torch.autocast(q.device.type, enabled=False):
-            p = self.exponents(dtype)  # (H, 1, d)
-            q_pos, q_neg = polarity_parts(q.to(dtype), p)  # (B, H, L, d) each
-            k_pos, k_neg = polarity_parts(k.to(dtype), p)  # (B, H, L, d) each
-            v_same, v_opp = v.to(dtype).split(self.value_split, -1)  # (B, H, L, ⌈d/2⌉), (B, H, L, ⌊d/2⌋)
-            out = self.linear_form([q_pos, q_neg], [k_pos, k_neg], v_same, mask)  # (B, H, L, ⌈d/2⌉)
-            if self.value_split[1]:
-                opp = self.linear_form([q_neg, q_pos], [k_pos, k_neg], v_opp, mask)  # (B, H, L, ⌊d/2⌋)
-                out = torch.cat([out, opp], -1)  # (B, H, L, d)
-        return out.to(q.dtype)
+        p = self.exponents(q.dtype)  # (H, 1, d)
+        q_pos, q_neg = polarity_parts(q, p)  # (B, H, L, d) each
+        k_pos, k_neg = polarity_parts(k, p)  # (B, H, L, d) each
+        v_same, v_opp = v.split(self.value_split, -1)  # (B, H, L, ⌈d/2⌉), (B, H, L, ⌊d/2⌋)
+        out = linear_attention([q_pos, q_neg], [k_pos, k_neg], v_same, mask, self.eps)  # (B, H, L, ⌈d/2⌉)
+        if self.value_split[1]:
+            opp = linear_attention([q_neg, q_pos], [k_pos, k_neg], v_opp, mask, self.eps)  # (B, H, L, ⌊d/2⌋)
+            out = torch.cat([out, opp], -1)  # (B, H, L, d)
+        return out
 
+    @in_compute_dtype
     def attend_quadratic(self, q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None) -> Tensor:
         """O(L²) reference: both kernels as (L, L) matrices, each normalised over its half of the values."""
-        dtype = compute_dtype(q)
-        with torch.autocast(q.device.type, enabled=False):
-            p = self.exponents(dtype)
-            fq_same, fk = self.masked_feature_maps(q.to(dtype), k.to(dtype), mask)  # (B, H, L, 2d) each
-            fq_opp = relu_split_map(-q.to(dtype), p)  # [q⁻^p, q⁺^p], (B, H, L, 2d)
-            v_same, v_opp = v.to(dtype).split(self.value_split, -1)
-            out = self.quadratic_form(fq_same, fk, v_same, mask)  # (B, H, L, ⌈d/2⌉)
-            if self.value_split[1]:
-                out = torch.cat([out, self.quadratic_form(fq_opp, fk, v_opp, mask)], -1)  # (B, H, L, d)
-        return out.to(q.dtype)
+        fq_same, fk = self.feature_maps(q, k, mask)  # (B, H, L, 2d) each
+        fq_opp = relu_split_map(-q, self.exponents(q.dtype))  # [q⁻^p, q⁺^p], (B, H, L, 2d)
+        v_same, v_opp = v.split(self.value_split, -1)
+        out = quadratic_attention(fq_same, fk, v_same, mask, self.eps)  # (B, H, L, ⌈d/2⌉)
+        if self.value_split[1]:
+            out = torch.cat([out, quadratic_attention(fq_opp, fk, v_opp, mask, self.eps)], -1)  # (B, H, L, d)
+        return out

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from lra.attention import CosFormerAttention, build_attention
-from lra.attention.cosformer import cos_angles
+from lra.attention.feature_maps import cos_angles
 
 
 def explicit_cosformer(
@@ -64,25 +64,12 @@ def test_m_is_the_sequence_length_not_the_padded_length() -> None:
     assert not torch.allclose(theta9[..., :5, :], theta5[..., :5, :])
 
 
-def test_angles_by_hand() -> None:
-    # M = 4 real tokens of 6: θ_i = π/2 · i / 4 for i = 1..4 = [π/8, π/4, 3π/8, π/2]; the two padded
-    # positions after the sequence take position M.
-    mask = torch.tensor([[True, True, True, True, False, False]])
-    theta = cos_angles(mask, 6, torch.device("cpu"), torch.float64).flatten()
-    expected = torch.tensor([1, 2, 3, 4, 4, 4], dtype=torch.float64) * math.pi / 8
-    torch.testing.assert_close(theta, expected, rtol=0, atol=1e-15)
-    # A hole: M is the position of the last real token (5 here), so every real weight stays > 0.
-    holed = torch.tensor([[True, False, True, True, True, False]])
-    theta = cos_angles(holed, 6, torch.device("cpu"), torch.float64).flatten()
-    torch.testing.assert_close(theta, torch.tensor([1, 2, 3, 4, 5, 5], dtype=torch.float64) * math.pi / 10)
-
-
 def test_weights_are_nonnegative_and_decay_with_distance() -> None:
     module = CosFormerAttention(2, 1).double()
     q = torch.ones(1, 1, 6, 2, dtype=torch.float64)
     k = torch.ones(1, 1, 6, 2, dtype=torch.float64)
     mask = torch.tensor([[True, False, True, True, True, True]])  # a hole: 5 real tokens over 6 positions
-    fq, fk = module.masked_feature_maps(q, k, mask)  # (1, 1, 6, 4) each
+    fq, fk = module.feature_maps(q, k, mask)  # (1, 1, 6, 4) each
     a = (fq @ fk.transpose(-2, -1))[0, 0]  # (L, L): relu(q)·relu(k) = 2 times cos(θ_i − θ_j)
     assert float(a.min()) > 0
     row = a[0, [0, 2, 3, 4, 5]]  # query 1 against the real keys at distances 0, 2, 3, 4, 5
@@ -94,7 +81,7 @@ def test_relu_features_drop_negative_coordinates() -> None:
     module = CosFormerAttention(2, 1).double()
     q = torch.tensor([[[[1.0, -2.0]]]], dtype=torch.float64)
     k = torch.tensor([[[[-3.0, 4.0]], [[0.5, 1.0]]]], dtype=torch.float64).transpose(1, 2)  # (1, 1, 2, 2)
-    fq, fk = module.masked_feature_maps(q.expand(1, 1, 2, 2), k, None)
+    fq, fk = module.feature_maps(q.expand(1, 1, 2, 2), k, None)
     a = fq @ fk.transpose(-2, -1)  # relu(q)·relu(k1) = 0, relu(q)·relu(k2) = 0.5
     assert float(a[0, 0, 0, 0]) == 0.0
     assert float(a[0, 0, 0, 1]) == pytest.approx(0.5 * math.cos(math.pi / 2 * (0 - 1) / 2))

@@ -1,36 +1,10 @@
-"""Hedgehog specifics: the spiky feature map, its identity initialisation, and its learnable weights."""
+"""Hedgehog specifics: learned query and key maps, and both forms with maps away from their initialisation."""
 
 from __future__ import annotations
 
 import torch
 
 from lra.attention import HedgehogAttention
-from lra.attention.hedgehog import HedgehogFeatureMap
-
-
-def test_feature_map_starts_as_the_identity_spiky_map() -> None:
-    feature_map = HedgehogFeatureMap(heads=3, head_dim=4)
-    assert torch.equal(feature_map.weight, torch.eye(4).expand(3, 4, 4))
-    assert torch.equal(feature_map.bias, torch.zeros(3, 1, 4))
-    x = torch.randn(2, 3, 5, 4)  # (B, H, L, d)
-    phi = feature_map(x)  # (B, H, L, 2d)
-    assert phi.shape == (2, 3, 5, 8)
-    torch.testing.assert_close(phi, torch.cat([x.softmax(-1), (-x).softmax(-1)], dim=-1))
-    assert (phi > 0).all()
-    torch.testing.assert_close(phi[..., :4].sum(-1), torch.ones(2, 3, 5))  # each half is a distribution
-    torch.testing.assert_close(phi[..., 4:].sum(-1), torch.ones(2, 3, 5))
-
-
-def test_feature_map_is_per_head_affine_then_softmax() -> None:
-    torch.manual_seed(0)
-    feature_map = HedgehogFeatureMap(heads=2, head_dim=3)
-    with torch.no_grad():
-        feature_map.weight.normal_()
-        feature_map.bias.normal_()
-    x = torch.randn(1, 2, 4, 3)
-    for h in range(2):
-        y = x[0, h] @ feature_map.weight[h] + feature_map.bias[h]  # (L, d)
-        torch.testing.assert_close(feature_map(x)[0, h], torch.cat([y.softmax(-1), (-y).softmax(-1)], dim=-1))
 
 
 def test_query_and_key_maps_are_learned() -> None:

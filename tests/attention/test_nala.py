@@ -1,15 +1,13 @@
-"""NaLaFormer specifics: hand-checked feature maps, norm-aware sharpness, safe powers, optional parts."""
+"""NaLaFormer specifics: hand-checked maps through the layer, norm-aware sharpness, zero vectors, optional parts."""
 
 from __future__ import annotations
 
 import itertools
-import math
 
 import pytest
 import torch
 
 from lra.attention import LinearAttention, NaLaAttention
-from lra.attention.nala import NormAwareQueryPower, SignedPower, abs_pow, cosine_inhibit_map, relu_split_map
 
 
 def test_relu_split_query_map_by_hand() -> None:
@@ -32,18 +30,6 @@ def test_relu_split_query_map_by_hand() -> None:
     q_blocks, k_blocks = module.feature_blocks(q, k)
     score = sum((a * b).sum() for a, b in zip(q_blocks, k_blocks, strict=True))
     assert float(score) == pytest.approx(1.16959324, abs=1e-7)
-
-
-def test_cosine_inhibit_map_by_hand() -> None:
-    # x = [1, -2], direction [0.5, -1], s = 1, p = 2: tanh 0.5 = 0.46211716, tanh 1 = 0.76159416,
-    # θ = 0.78539816 · [0.46211716, -0.76159416] = [0.36294597, -0.59815465], |x|^2 = [1, 4];
-    # cos 0.36294597 = 0.93485498, sin 0.36294597 = 0.35502982,
-    # cos 0.59815465 = 0.82637617, sin 0.59815465 = 0.56311848, so
-    # φ = [1·0.93485498, 4·0.82637617, 1·0.35502982, -4·0.56311848] = [0.93485, 3.30550, 0.35503, -2.25247].
-    x = torch.tensor([1.0, -2.0], dtype=torch.float64)
-    phi = cosine_inhibit_map(x, torch.tensor([0.5, -1.0], dtype=torch.float64), 2.0, 1.0)
-    expected = torch.tensor([0.93485, 3.30550, 0.35503, -2.25247], dtype=torch.float64)
-    torch.testing.assert_close(phi, expected, rtol=0, atol=1e-5)
 
 
 def test_cosine_inhibit_scores_nonnegative_and_inhibit_opposite_signs() -> None:
@@ -91,60 +77,6 @@ def test_linear_attention_cancels_a_scale_on_the_query_features() -> None:
     rows = [r / r.sum() for r in rows]
     for row in rows[1:]:
         torch.testing.assert_close(row, rows[0], rtol=1e-12, atol=0)
-
-
-@pytest.mark.parametrize("p", [0.3, 0.7, 1.5, 2.5, 4.2])
-def test_powers_at_zero_have_finite_gradients(p: float) -> None:
-    x = torch.tensor([0.0, 0.5, -0.3, 0.0, 2.0], dtype=torch.float64, requires_grad=True)
-    for exponent in (p, torch.tensor(p, dtype=torch.float64, requires_grad=True)):
-        # The reference map: relu(x)^p, relu(-x)^p.
-        x.grad = None
-        phi = relu_split_map(x, exponent)
-        expected = torch.tensor([0, 0.5**p, 0, 0, 2.0**p, 0, 0, 0.3**p, 0, 0], dtype=torch.float64)
-        torch.testing.assert_close(phi.detach(), expected, rtol=1e-12, atol=0)
-        phi.sum().backward()
-        want = torch.tensor([0, p * 0.5 ** (p - 1), -p * 0.3 ** (p - 1), 0, p * 2.0 ** (p - 1)], dtype=torch.float64)
-        assert x.grad is not None
-        torch.testing.assert_close(x.grad, want, rtol=1e-12, atol=0)
-        if isinstance(exponent, torch.Tensor):  # d/dp: Σ relu(±x)^p log|x|
-            want_p = 0.5**p * math.log(0.5) + 0.3**p * math.log(0.3) + 2.0**p * math.log(2.0)
-            assert exponent.grad is not None
-            assert float(exponent.grad) == pytest.approx(want_p)
-        # The fused blocks: |x|^p and sign(x)|x|^p; d/dx of (|x|^p - 2 sign(x)|x|^p) = p|x|^(p-1)(sign x - 2).
-        x.grad = None
-        if isinstance(exponent, torch.Tensor):
-            exponent.grad = None
-        magnitude, signed = SignedPower.apply(x, exponent)
-        torch.testing.assert_close(magnitude.detach(), x.detach().abs() ** p, rtol=1e-12, atol=0)
-        torch.testing.assert_close(signed.detach(), x.detach().sign() * x.detach().abs() ** p, rtol=1e-12, atol=0)
-        (magnitude - 2 * signed).sum().backward()
-        want = torch.tensor(
-            [0, -p * 0.5 ** (p - 1), -3 * p * 0.3 ** (p - 1), 0, -p * 2.0 ** (p - 1)], dtype=torch.float64
-        )
-        assert x.grad is not None
-        torch.testing.assert_close(x.grad, want, rtol=1e-12, atol=0)
-        if isinstance(exponent, torch.Tensor):
-            # d/dp: Σ (|x|^p - 2 sign(x)|x|^p) log|x| over the non-zero entries.
-            want_p = -(0.5**p) * math.log(0.5) + 3 * 0.3**p * math.log(0.3) - 2.0**p * math.log(2.0)
-            assert exponent.grad is not None
-            assert float(exponent.grad) == pytest.approx(want_p)
-    y = torch.tensor([0.0, -1.5], requires_grad=True)
-    abs_pow(y, 0.5).sum().backward()
-    assert y.grad is not None and torch.isfinite(y.grad).all()
-
-
-def test_fused_feature_gradcheck() -> None:
-    torch.manual_seed(0)
-    x = torch.randn(2, 3, 5, dtype=torch.float64).requires_grad_()  # |x|^p has no derivative at 0
-    alpha = torch.full((3, 1), 2.5, dtype=torch.float64, requires_grad=True)
-    beta = torch.full((3, 1), 0.4, dtype=torch.float64, requires_grad=True)
-    assert torch.autograd.gradcheck(SignedPower.apply, (x, alpha))
-    assert torch.autograd.gradcheck(SignedPower.apply, (x, 0.7))
-    assert torch.autograd.gradcheck(NormAwareQueryPower.apply, (x, alpha, beta, 1e-6))
-    assert torch.autograd.gradcheck(NormAwareQueryPower.apply, (x, 3.0, 0.5, 1e-6))
-    # A query shorter than ε: the direction is q / ε and only p depends on ‖q‖.
-    small = (1e-3 * torch.randn(1, 3, 5, dtype=torch.float64)).requires_grad_()
-    assert torch.autograd.gradcheck(NormAwareQueryPower.apply, (small, alpha, beta, 1.0))
 
 
 def test_zero_query_and_key_vectors_give_finite_outputs() -> None:

@@ -1,4 +1,4 @@
-"""Linear-time attentions against their O(L²) reference form: outputs and gradients."""
+"""Kernel attentions: the linear form against the O(L²) reference form (outputs and gradients), user feature maps."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from lra.attention import (
     PerformerAttention,
     PolaFormerAttention,
 )
+from lra.attention.feature_maps import EluFeatureMap, FeatureMap
 
 B, H, L, D = 2, 2, 9, 4  # head dim D
 
@@ -107,3 +108,52 @@ def test_padded_keys_change_nothing_in_the_linear_form() -> None:
     out, out2 = module.attend(q, k, v, mask), module.attend(q, k2, v2, mask)
     torch.testing.assert_close(out, out2, rtol=0, atol=0)
     torch.testing.assert_close(out, module.attend(q, k[..., :5, :], v[..., :5, :], None), rtol=1e-6, atol=1e-6)
+
+
+class SquaredReLU(FeatureMap):
+    """φ(x) = relu(x)², a map written as a user would; it records the mask it was given."""
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        self.seen_mask = mask
+        return torch.relu(x).square()  # (B, H, L, d)
+
+
+def test_kernel_attention_from_a_feature_map_alone() -> None:
+    torch.manual_seed(0)
+    feature_map = SquaredReLU()
+    module = KernelAttention(H * D, H, feature_map, eps=1e-6).double()
+    q, k, v = (t.detach() for t in qkv_with_zeros(torch.float64))
+    mask = torch.arange(L)[None, :] < torch.tensor([L, 5])[:, None]  # (B, L)
+    # Written out: A_ij = relu(q_i)²·relu(k_j)² over the real keys, rows normalised (sums over n keys / n).
+    a = (torch.relu(q).square() @ torch.relu(k).square().transpose(-2, -1)) * mask[:, None, None, :]  # (B, H, L, L)
+    n = mask.sum(-1).to(a.dtype)[:, None, None, None]  # (B, 1, 1, 1)
+    expected = (a / n @ v) / ((a / n).sum(-1, keepdim=True) + 1e-6)
+    for attend in (module.attend, module.attend_quadratic):
+        feature_map.seen_mask = None
+        torch.testing.assert_close(attend(q, k, v, mask), expected, rtol=1e-10, atol=1e-12)
+        assert feature_map.seen_mask is mask  # the map always receives the mask
+    assert module.feature_q is module.feature_k  # one map for queries and keys
+    fast, reference = (outputs_and_grads(module, quadratic, mask, torch.float64) for quadratic in (False, True))
+    for a_, b_ in zip(fast, reference, strict=True):
+        torch.testing.assert_close(a_, b_, rtol=1e-10, atol=1e-12)
+
+
+def test_kernel_attention_with_separate_query_and_key_maps() -> None:
+    torch.manual_seed(0)
+    module = KernelAttention(H * D, H, EluFeatureMap(), SquaredReLU()).double()
+    q, k, v = (t.detach() for t in qkv_with_zeros(torch.float64))
+    fq, fk = module.feature_maps(q, k)
+    torch.testing.assert_close(fq, torch.nn.functional.elu(q) + 1.0, rtol=0, atol=0)
+    torch.testing.assert_close(fk, torch.relu(k).square(), rtol=0, atol=0)
+    torch.testing.assert_close(module.attend(q, k, v, None), module.attend_quadratic(q, k, v, None))
+    x = torch.randn(2, 7, H * D, dtype=torch.float64)
+    mask = torch.arange(7)[None, :] < torch.tensor([7, 4])[:, None]
+    torch.testing.assert_close(module(x, mask)[1, :4], module(x[1:, :4])[0], rtol=1e-10, atol=1e-12)
+
+
+def test_kernel_attention_without_a_feature_map_says_so() -> None:
+    module = KernelAttention(8, 2)
+    with pytest.raises(TypeError, match=r"^kernel: a kernel attention needs a feature_map or a feature_maps method$"):
+        module(torch.randn(1, 3, 8))
+    with pytest.raises(ValueError, match=r"^kernel: eps must be > 0, got 0\.0$"):
+        KernelAttention(8, 2, EluFeatureMap(), eps=0.0)

@@ -59,8 +59,8 @@ def _cli(args: list[str], **kwargs: Any) -> LRACLI:
 
 @contextlib.contextmanager
 def quiet_lightning() -> Iterator[None]:
-    """Lightning's INFO lines (seed, devices, tips) left out while configs are only being checked."""
-    loggers = [logging.getLogger(name) for name in ("lightning.pytorch", "lightning.fabric")]
+    """Lightning's INFO lines (seed, devices, tips) and the CLI's own left out while configs are only being checked."""
+    loggers = [logging.getLogger(name) for name in ("lightning.pytorch", "lightning.fabric", "lra.training")]
     levels = [logger.level for logger in loggers]
     for logger in loggers:
         logger.setLevel(logging.WARNING)

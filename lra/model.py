@@ -11,6 +11,7 @@ import torch
 from torch import Tensor, nn
 
 from lra.attention import ATTENTIONS, Attention, accepted_kwargs, build_attention
+from lra.protocol import Protocol, check_protocol, padded_length
 
 Pooling = Literal["mean", "cls"]
 Position = Literal["learned", "sinusoidal", "none"]
@@ -32,12 +33,16 @@ def attention_per_layer(attention: str | Sequence[str], depth: int) -> list[str]
     return names
 
 
-def kwargs_per_layer(names: list[str], attention_kwargs: Mapping[str, Any]) -> list[dict[str, Any]]:
+def kwargs_per_layer(
+    names: list[str], attention_kwargs: Mapping[str, Any], attention_dropout: float = 0.0
+) -> list[dict[str, Any]]:
     """Give each layer the attention_kwargs its attention accepts.
 
     In a hybrid (e.g. nala then softmax) `{alpha: 3.0}` reaches the NaLa layers only. A key that no registered
     attention accepts is an error (a typo); one that only attentions not in use accept (NaLa's alpha with
     `attention: softmax`) is left out with a warning, so switching the attention of a task config just works.
+    `attention_dropout` becomes the `dropout` of every attention that forms attention probabilities (takes one),
+    unless attention_kwargs sets `dropout` itself.
     """
     accepted = {name: set(accepted_kwargs(ATTENTIONS[name])) for name in names}
     known = {key for cls in ATTENTIONS.values() for key in accepted_kwargs(cls)}
@@ -51,7 +56,11 @@ def kwargs_per_layer(names: list[str], attention_kwargs: Mapping[str, Any]) -> l
             f"model.attention_kwargs {unused} are not used: no layer's attention ({sorted(set(names))}) takes them",
             stacklevel=2,
         )
-    return [{key: value for key, value in attention_kwargs.items() if key in accepted[name]} for name in names]
+    layers = []
+    for name in names:
+        defaults = {"dropout": attention_dropout} if "dropout" in accepted[name] else {}
+        layers.append(defaults | {key: value for key, value in attention_kwargs.items() if key in accepted[name]})
+    return layers
 
 
 def sinusoidal_table(length: int, dim: int) -> Tensor:
@@ -65,19 +74,24 @@ def sinusoidal_table(length: int, dim: int) -> Tensor:
 
 
 class Embedding(nn.Module):
-    """Token embedding (with an optional learned CLS vector in front) plus positions, then dropout."""
+    """Token embedding (with an optional learned CLS vector in front) plus positions, then dropout.
+
+    Token and learned position tables start from N(0, 0.02), as in protocol 2's code (and BERT).
+    """
 
     def __init__(
         self, vocab_size: int, max_length: int, dim: int, position: Position, dropout: float, cls: bool
     ) -> None:
         super().__init__()
         self.tokens = nn.Embedding(vocab_size, dim)
+        nn.init.normal_(self.tokens.weight, std=0.02)
         self.cls = nn.Parameter(torch.zeros(1, 1, dim)) if cls else None
         self.max_length = max_length
         positions = max_length + int(cls)
         self.position: nn.Embedding | None = None
         if position == "learned":
             self.position = nn.Embedding(positions, dim)
+            nn.init.normal_(self.position.weight, std=0.02)
         elif position == "sinusoidal":
             self.register_buffer("sinusoid", sinusoidal_table(positions, dim), persistent=False)
         elif position != "none":
@@ -117,7 +131,13 @@ class EncoderBlock(nn.Module):
 
 
 class Encoder(nn.Module):
-    """Embeds a token sequence, runs the blocks and pools to one vector per sequence."""
+    """Embeds a token sequence, runs the blocks and pools to one vector per sequence.
+
+    Mean pooling sums the final LayerNorm's outputs at the real (unmasked) positions and divides by the number
+    of real tokens (protocol `clean`) or, as protocol 2's code does, by the fixed length every sequence is padded
+    to there, max_length rounded up to a power of two (`faithful`). Batches are padded only to their longest
+    sequence either way: padded positions are masked, so the sum is the same.
+    """
 
     def __init__(
         self,
@@ -132,13 +152,17 @@ class Encoder(nn.Module):
         dropout: float,
         pooling: Pooling,
         position: Position,
+        attention_dropout: float = 0.0,
+        protocol: Protocol = "faithful",
     ) -> None:
         super().__init__()
         if pooling not in ("mean", "cls"):
             raise ValueError(f"model.pooling must be mean or cls, got {pooling!r}")
         names = attention_per_layer(attention, depth)
-        layer_kwargs = kwargs_per_layer(names, attention_kwargs)
+        layer_kwargs = kwargs_per_layer(names, attention_kwargs, attention_dropout)
         self.pooling = pooling
+        self.protocol = check_protocol(protocol, "model.protocol")
+        self.pool_length = padded_length(max_length) if self.protocol == "faithful" else None
         self.embedding = Embedding(vocab_size, max_length, dim, position, dropout, cls=pooling == "cls")
         self.blocks = nn.ModuleList(
             EncoderBlock(build_attention(name, dim, heads, kwargs), dim, ffn_dim, dropout)
@@ -157,7 +181,10 @@ class Encoder(nn.Module):
         if self.pooling == "cls":
             return x[:, 0]
         weights = mask.unsqueeze(-1).to(x.dtype)  # (B, L, 1)
-        return (x * weights).sum(1) / weights.sum(1).clamp_min(1.0)  # (B, D)
+        total = (x * weights).sum(1)  # (B, D)
+        if self.pool_length is not None:
+            return total / self.pool_length  # ÷ the fixed padded length, as protocol 2's code
+        return total / weights.sum(1).clamp_min(1.0)  # ÷ the real tokens
 
 
 class LRAModel(nn.Module):

@@ -1,32 +1,48 @@
-"""The LightningModule: an LRA classifier with AdamW, linear warm-up then linear decay, and accuracy metrics."""
+"""The LightningModule: an LRA classifier with AdamW under a one-cycle schedule, and accuracy metrics."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from typing import Any
 
 import lightning as L
 import torch
 from torch import Tensor, nn
+from torch.optim.lr_scheduler import OneCycleLR
 from torchmetrics import MaxMetric
 from torchmetrics.classification import MulticlassAccuracy
 
 from lra.model import Encoder, LRAModel, Pooling, Position
+from lra.protocol import Protocol
 
 STAGES = ("train", "val", "test")
+log = logging.getLogger("lra.module")
 
 
-def warmup_then_linear_decay(step: int, warmup_steps: int, total_steps: int) -> float:
-    """LR multiplier: rises linearly to 1 over `warmup_steps`, then falls linearly to 0 at `total_steps`."""
-    if step < warmup_steps:
-        return (step + 1) / warmup_steps
-    return max(0.0, (total_steps - step) / max(1, total_steps - warmup_steps))
+def one_cycle(optimizer: torch.optim.Optimizer, lr: float, warmup_steps: int, total_steps: int) -> OneCycleLR:
+    """Protocol 2's schedule: `OneCycleLR` with linear annealing and warm-up over `warmup_steps` of `total_steps`.
+
+    Its defaults are kept, as the reference code keeps them: it starts at lr/25, peaks at lr after the warm-up,
+    ends at lr/2.5e5, and cycles Adam's β1 from 0.95 down to 0.85 at the peak and back. A warm-up as long as
+    the run (a short trial of a long config) is cut to end at the last step.
+    """
+    warmup = min(warmup_steps, total_steps - 1)
+    if warmup < warmup_steps:
+        log.warning(
+            "model.warmup_steps %d >= the run's %d steps: warming up over %d", warmup_steps, total_steps, warmup
+        )
+    return OneCycleLR(
+        optimizer, max_lr=lr, total_steps=total_steps, pct_start=warmup / total_steps, anneal_strategy="linear"
+    )
 
 
 class LRAClassifier(L.LightningModule):
     """Classifies LRA sequences (or sequence pairs) with a configurable attention encoder.
 
-    vocab_size, num_classes, max_length and two_tower come from the DataModule (linked by the CLI).
+    vocab_size, num_classes, max_length, two_tower and protocol come from the DataModule (linked by the CLI).
+    Optimisation is protocol 2's: AdamW (eps 1e-6) under `one_cycle`; gradient clipping and precision are the
+    Trainer's (`gradient_clip_val`, `gradient_clip_algorithm`, `precision` in the task configs).
     """
 
     def __init__(
@@ -35,6 +51,7 @@ class LRAClassifier(L.LightningModule):
         num_classes: int,
         max_length: int,
         two_tower: bool = False,
+        protocol: Protocol = "faithful",
         attention: str | list[str] = "nala",
         attention_kwargs: dict[str, Any] | None = None,
         depth: int = 2,
@@ -42,11 +59,13 @@ class LRAClassifier(L.LightningModule):
         heads: int = 2,
         ffn_dim: int = 128,
         dropout: float = 0.1,
+        attention_dropout: float = 0.1,
         pooling: Pooling = "mean",
         position: Position = "learned",
         lr: float = 1e-4,
         weight_decay: float = 0.0,
         betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-6,
         warmup_steps: int = 1000,
     ) -> None:
         super().__init__()
@@ -67,6 +86,8 @@ class LRAClassifier(L.LightningModule):
             dropout,
             pooling,
             position,
+            attention_dropout,
+            protocol,
         )
         self.model = LRAModel(encoder, dim, ffn_dim, num_classes, two_tower)
         self.loss = nn.CrossEntropyLoss()
@@ -114,10 +135,11 @@ class LRAClassifier(L.LightningModule):
     def configure_optimizers(self) -> dict[str, Any]:
         hparams = self.hparams
         optimizer = torch.optim.AdamW(
-            self.parameters(), lr=hparams.lr, betas=tuple(hparams.betas), weight_decay=hparams.weight_decay
+            self.parameters(),
+            lr=hparams.lr,
+            betas=tuple(hparams.betas),
+            eps=hparams.eps,
+            weight_decay=hparams.weight_decay,
         )
-        total_steps = int(self.trainer.estimated_stepping_batches)
-        schedule = torch.optim.lr_scheduler.LambdaLR(
-            optimizer, lambda step: warmup_then_linear_decay(step, hparams.warmup_steps, total_steps)
-        )
+        schedule = one_cycle(optimizer, hparams.lr, hparams.warmup_steps, int(self.trainer.estimated_stepping_batches))
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}

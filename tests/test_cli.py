@@ -25,6 +25,7 @@ TINY = [
     "--data.max_length", "64",
     "--data.batch_size", "16",
     "--data.num_workers", "0",
+    "--data.eval_batches", "2",
 ]  # fmt: skip
 
 

@@ -7,10 +7,11 @@ import torch
 
 from lra.attention import ATTENTIONS
 from lra.model import Encoder, LRAModel, attention_per_layer, kwargs_per_layer, sinusoidal_table
-from lra.module import warmup_then_linear_decay
 
 
-def make_model(attention="nala", pooling="mean", position="learned", two_tower=False, **kwargs) -> LRAModel:
+def make_model(
+    attention="nala", pooling="mean", position="learned", two_tower=False, protocol="clean", **kwargs
+) -> LRAModel:
     torch.manual_seed(0)
     encoder = Encoder(
         vocab_size=16,
@@ -24,15 +25,16 @@ def make_model(attention="nala", pooling="mean", position="learned", two_tower=F
         dropout=0.0,
         pooling=pooling,
         position=position,
+        protocol=protocol,
     )
     return LRAModel(encoder, dim=16, ffn_dim=32, num_classes=10, two_tower=two_tower).eval()
 
 
 @pytest.mark.parametrize("attention", sorted(ATTENTIONS))
-@pytest.mark.parametrize("pooling", ["mean", "cls"])
-def test_padding_changes_no_logit(attention: str, pooling: str) -> None:
+@pytest.mark.parametrize(("pooling", "protocol"), [("mean", "clean"), ("mean", "faithful"), ("cls", "clean")])
+def test_padding_changes_no_logit(attention: str, pooling: str, protocol: str) -> None:
     """A padded sequence classifies exactly like the same sequence alone, whatever the padding holds."""
-    model = make_model(attention, pooling)
+    model = make_model(attention, pooling, protocol=protocol)
     lengths = [24, 9, 15]
     tokens = torch.randint(1, 16, (3, 24))
     mask = torch.arange(24)[None, :] < torch.tensor(lengths)[:, None]  # (B, L)
@@ -51,7 +53,31 @@ def test_hybrid_layers_get_their_own_attention_and_kwargs() -> None:
     first, second = (block.attention for block in model.encoder.blocks)
     assert type(first) is ATTENTIONS["nala"]
     assert type(second) is ATTENTIONS["softmax"]
-    assert kwargs_per_layer(["nala", "softmax"], {"alpha": 2.0}) == [{"alpha": 2.0}, {}]
+    assert kwargs_per_layer(["nala", "softmax"], {"alpha": 2.0}) == [{"alpha": 2.0}, {"dropout": 0.0}]
+
+
+def test_attention_dropout_reaches_the_attentions_that_take_one() -> None:
+    assert kwargs_per_layer(["nala", "softmax"], {}, attention_dropout=0.1) == [{}, {"dropout": 0.1}]
+    assert kwargs_per_layer(["softmax"], {"dropout": 0.3}, attention_dropout=0.1) == [{"dropout": 0.3}]
+    model = make_model("softmax", dropout=0.2)
+    assert all(block.attention.dropout == 0.2 for block in model.encoder.blocks)
+
+
+def test_faithful_mean_pooling_divides_by_the_padded_power_of_two() -> None:
+    """Protocol 2's code pools over its fixed padding, max_length rounded up to 2^k (24 -> 32); clean: real tokens."""
+    tokens = torch.randint(1, 16, (2, 10))
+    mask = torch.arange(10)[None, :] < torch.tensor([[10], [4]])
+    faithful, clean = make_model("softmax", protocol="faithful"), make_model("softmax", protocol="clean")
+    with torch.no_grad():
+        pooled_faithful = faithful.encoder(tokens, mask)
+        pooled_clean = clean.encoder(tokens, mask)
+    torch.testing.assert_close(pooled_faithful * 32, pooled_clean * torch.tensor([[10.0], [4.0]]))
+
+
+def test_embeddings_start_from_a_normal_of_std_0_02() -> None:
+    model = make_model("softmax")
+    for table in (model.encoder.embedding.tokens.weight, model.encoder.embedding.position.weight):
+        assert abs(table.std().item() - 0.02) < 0.004 and abs(table.mean().item()) < 0.004
 
 
 def test_attention_list_must_match_depth() -> None:
@@ -71,7 +97,7 @@ def test_kwarg_no_attention_accepts_is_an_error() -> None:
 
 def test_kwargs_of_an_attention_not_in_use_are_left_out_with_a_warning() -> None:
     with pytest.warns(UserWarning, match=r"\['alpha', 'beta'\] are not used: no layer's attention \(\['softmax'\]\)"):
-        assert kwargs_per_layer(["softmax", "softmax"], {"alpha": 3.0, "beta": 0.5}) == [{}, {}]
+        assert kwargs_per_layer(["softmax", "softmax"], {"alpha": 3.0, "beta": 0.5}) == [{"dropout": 0.0}] * 2
 
 
 def test_two_tower_classifies_the_four_way_combination_with_one_shared_encoder() -> None:
@@ -103,9 +129,3 @@ def test_bad_position_and_pooling_names() -> None:
         make_model(position="rotary")
     with pytest.raises(ValueError, match=r"model.pooling must be mean or cls, got .max."):
         make_model(pooling="max")
-
-
-def test_warmup_then_linear_decay_hand_values() -> None:
-    values = [warmup_then_linear_decay(step, warmup_steps=4, total_steps=12) for step in range(13)]
-    assert values[:4] == [0.25, 0.5, 0.75, 1.0]
-    assert values[4:] == [1.0, 0.875, 0.75, 0.625, 0.5, 0.375, 0.25, 0.125, 0.0]

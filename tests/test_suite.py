@@ -42,6 +42,7 @@ SHARED = {  # every task: 4 steps validated at 2 and 4, a one-layer dim-16 encod
     "model.dim": 16,
     "model.ffn_dim": 32,
     "data.num_workers": 0,
+    "data.eval_batches": 2,
 }
 LISTOPS = {
     "data.num_train": 96, "data.num_val": 40, "data.num_test": 40,

@@ -31,7 +31,7 @@ FIXTURES: dict[str, Callable[[Path], Path]] = {
     "pathx": lambda root: write_pathfinder(root, resolution=128, n=20),
 }
 SAYS = {
-    "text": "validation: seeded 10% slice of train, per class (seed 0)",
+    "text": "validation: the IMDB test split (official LRA practice",
     "retrieval": "validation: the eval split",
     "image": "val = the last 10% of the training batches",
     "pathfinder": "Pathfinder 32×32 curv_contour_length_14 (official",
@@ -44,6 +44,7 @@ STEPS = [
     "--trainer.log_every_n_steps", "1",
     "--data.batch_size", "4",
     "--data.num_workers", "0",
+    "--data.eval_batches", "2",
 ]  # fmt: skip
 
 

@@ -16,7 +16,7 @@ from lra.attention.feature_maps import FeatureMap
 from lra.attention.hedgehog import HedgehogAttention
 from lra.attention.kernel import KernelAttention
 from lra.attention.linear import LinearAttention
-from lra.attention.nala import NaLaAttention
+from lra.attention.nala import NaLaAttention, NaLaReleasedAttention
 from lra.attention.nystrom import NystromAttention
 from lra.attention.performer import PerformerAttention
 from lra.attention.polaformer import PolaFormerAttention
@@ -28,6 +28,7 @@ ATTENTIONS: dict[str, type[Attention]] = {
         SoftmaxAttention,
         LinearAttention,
         NaLaAttention,
+        NaLaReleasedAttention,
         NystromAttention,
         HedgehogAttention,
         PerformerAttention,
@@ -68,6 +69,7 @@ __all__ = [
     "KernelAttention",
     "LinearAttention",
     "NaLaAttention",
+    "NaLaReleasedAttention",
     "NystromAttention",
     "PerformerAttention",
     "PolaFormerAttention",

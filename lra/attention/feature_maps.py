@@ -327,3 +327,19 @@ class CosFormerFeatureMap(FeatureMap):
 
     def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
         return torch.cat(self.blocks(x, mask), -1)  # (B, H, L, 2d)
+
+
+def rotary(x: Tensor, base: float = 10000.0) -> Tensor:
+    """Rotary position embedding (Su et al., 2021, "RoFormer", arXiv 2104.09864) over the last dimension.
+
+    x (..., L, F) with F even: pair (x_2i, x_2i+1) at position t is rotated by t·base^(−2i/F), so that
+    R_t x · R_s y depends on t − s only. Positions are the sequence index, so right padding changes nothing.
+    """
+    length, features = x.shape[-2], x.shape[-1]
+    if features % 2:
+        raise ValueError(f"rotary positions need an even feature size, got {features}")
+    frequency = base ** (-torch.arange(0, features, 2, device=x.device, dtype=x.dtype) / features)  # (F/2,)
+    angle = torch.arange(length, device=x.device, dtype=x.dtype)[:, None] * frequency  # (L, F/2)
+    cos, sin = angle.cos(), angle.sin()
+    even, odd = x[..., 0::2], x[..., 1::2]  # (..., L, F/2) each
+    return torch.stack([even * cos - odd * sin, even * sin + odd * cos], dim=-1).flatten(-2)  # (..., L, F)

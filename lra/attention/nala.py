@@ -1,4 +1,9 @@
-"""NaLaFormer: norm-aware linear attention, the query norm as a temperature (arXiv 2506.21137)."""
+"""NaLaFormer: norm-aware linear attention, the query norm as a temperature (arXiv 2506.21137).
+
+`nala` is the attention itself; each part of the authors' released block can be switched on (rotary positions on
+the numerator's features, the depthwise value convolution "LePE", the output LayerNorm with or without a SiLU
+gate), and `nala_released` is the released block with all three.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from lra.attention.base import in_compute_dtype
 from lra.attention.feature_maps import (
     NormAwareQueryPower,
     SignedPower,
@@ -13,14 +19,22 @@ from lra.attention.feature_maps import (
     cosine_inhibit_query_map,
     norm_aware_query_map,
     relu_split_map,
+    rotary,
 )
 from lra.attention.kernel import KernelAttention
+from lra.attention.ops import split_linear_attention, split_quadratic_attention
 
 VARIANTS = ("relu_split", "cosine_inhibit")
 
 
 class NaLaAttention(KernelAttention):
-    """NaLaFormer norm-aware linear attention (arXiv 2506.21137): the query norm sets the power of φ_q."""
+    """NaLaFormer norm-aware linear attention (arXiv 2506.21137): the query norm sets the power of φ_q.
+
+    Options from the released block: `rope` rotates the numerator's features by position (each head_dim-wide
+    chunk, RoFormer's rotation) while the normaliser keeps the plain ones; `value_conv` adds a depthwise
+    convolution (kernel 5) of the values to the output; `output_norm` puts a LayerNorm on the attention output,
+    and `output_gate` multiplies that by SiLU of a fourth projection of the input (the gate implies the norm).
+    """
 
     name = "nala"
 
@@ -34,7 +48,9 @@ class NaLaAttention(KernelAttention):
         variant: str = "relu_split",
         inhibit_scale: float = 20.0,
         learnable: bool = False,
+        rope: bool = False,
         value_conv: bool = False,
+        output_norm: bool = False,
         output_gate: bool = False,
         eps: float = 1e-6,
     ) -> None:
@@ -55,9 +71,10 @@ class NaLaAttention(KernelAttention):
             self.beta: Tensor | float = nn.Parameter(torch.full((heads,), float(beta)))
         else:
             self.alpha, self.beta = float(alpha), float(beta)
+        self.rope = rope
         self.value_conv = nn.Conv1d(dim, dim, 5, padding=2, groups=dim) if value_conv else None
+        self.output_norm = nn.LayerNorm(dim) if output_norm or output_gate else None
         self.gate = nn.Linear(dim, dim) if output_gate else None
-        self.gate_norm = nn.LayerNorm(dim) if output_gate else None
 
     def _head_params(self) -> tuple[Tensor | float, Tensor | float]:
         if isinstance(self.alpha, Tensor) and isinstance(self.beta, Tensor):
@@ -80,6 +97,26 @@ class NaLaAttention(KernelAttention):
         k_blocks = SignedPower.apply(k, alpha)  # 2 × (B, H, L, d)
         return list(q_blocks), list(k_blocks)
 
+    def rotate(self, features: Tensor) -> Tensor:
+        """Rotary positions on each head_dim-wide chunk of the features (B, H, L, F): the same rotation for the
+        blocks of ``feature_blocks`` and the reference maps of ``feature_maps``, so both forms agree."""
+        return torch.cat([rotary(chunk) for chunk in features.split(self.head_dim, dim=-1)], dim=-1)
+
+    @in_compute_dtype
+    def attend(self, q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None) -> Tensor:
+        if not self.rope:
+            return super().attend(q, k, v, mask)
+        fq_blocks, fk_blocks = self.feature_blocks(q, k, mask)  # each (B, H, L, F_b)
+        rotated_q, rotated_k = [self.rotate(b) for b in fq_blocks], [self.rotate(b) for b in fk_blocks]
+        return split_linear_attention(rotated_q, rotated_k, fq_blocks, fk_blocks, v, mask, self.eps)  # (B, H, L, d)
+
+    @in_compute_dtype
+    def attend_quadratic(self, q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None) -> Tensor:
+        if not self.rope:
+            return super().attend_quadratic(q, k, v, mask)
+        fq, fk = self.feature_maps(q, k, mask)  # (B, H, L, F) each
+        return split_quadratic_attention(self.rotate(fq), self.rotate(fk), fq, fk, v, mask, self.eps)
+
     def output(self, x: Tensor, y: Tensor, v: Tensor, mask: Tensor | None) -> Tensor:
         y = self.merge_heads(y)  # (B, L, D)
         if self.value_conv is not None:
@@ -87,6 +124,46 @@ class NaLaAttention(KernelAttention):
             if mask is not None:  # zero the padding so it never leaks into real positions
                 v = v.masked_fill(~mask[..., None], 0.0)
             y = y + self.value_conv(v.transpose(1, 2)).transpose(1, 2)  # (B, L, D)
-        if self.gate is not None and self.gate_norm is not None:
-            y = self.gate_norm(y) * F.silu(self.gate(x))  # (B, L, D)
+        if self.output_norm is not None:
+            y = self.output_norm(y)  # (B, L, D)
+        if self.gate is not None:
+            y = y * F.silu(self.gate(x))  # (B, L, D)
         return self.out(y)
+
+
+class NaLaReleasedAttention(NaLaAttention):
+    """NaLaFormer's released block (arXiv 2506.21137): norm-aware features with rotary numerator positions,
+    the value convolution (LePE) and the SiLU-gated output LayerNorm, all on."""
+
+    name = "nala_released"
+
+    def __init__(
+        self,
+        dim: int,
+        heads: int,
+        *,
+        alpha: float = 3.0,
+        beta: float = 0.5,
+        variant: str = "relu_split",
+        inhibit_scale: float = 20.0,
+        learnable: bool = False,
+        rope: bool = True,
+        value_conv: bool = True,
+        output_norm: bool = True,
+        output_gate: bool = True,
+        eps: float = 1e-6,
+    ) -> None:
+        super().__init__(
+            dim,
+            heads,
+            alpha=alpha,
+            beta=beta,
+            variant=variant,
+            inhibit_scale=inhibit_scale,
+            learnable=learnable,
+            rope=rope,
+            value_conv=value_conv,
+            output_norm=output_norm,
+            output_gate=output_gate,
+            eps=eps,
+        )

@@ -59,6 +59,44 @@ def quadratic_attention(fq: Tensor, fk: Tensor, v: Tensor, mask: Tensor | None, 
     return (a @ v) / (a.sum(-1, keepdim=True) + eps)  # (B, H, L, e)
 
 
+def split_linear_attention(
+    numerator_q: Sequence[Tensor],
+    numerator_k: Sequence[Tensor],
+    fq_blocks: Sequence[Tensor],
+    fk_blocks: Sequence[Tensor],
+    v: Tensor,
+    mask: Tensor | None,
+    eps: float,
+) -> Tensor:
+    """Σ_b ψ_qᵇ Sᵇ / (φ_q·z + ε): the numerator from its own features ψ (e.g. rotated ones), the normaliser from φ.
+
+    Sᵇ = Σ_j ψ_kᵇ(k_j)ᵀ v_j / n and z = Σ_j φ_k(k_j) / n over the valid keys, in O(L) with plain autograd.
+    NaLaFormer's released block applies rotary positions to the numerator's features only (arXiv 2506.21137).
+    All blocks (B, H, L, F_b), v (B, H, L, e), mask (B, L) or None -> (B, H, L, e).
+    """
+    key_mask, inv_count = valid_keys(mask, v.shape[-2], v.dtype)  # (B, 1, L, 1), (B, 1, 1, 1)
+    values = v if key_mask is None else v * key_mask  # padded keys contribute nothing
+    numerator = sum(
+        q @ ((k.transpose(-2, -1) @ values) * inv_count) for q, k in zip(numerator_q, numerator_k, strict=True)
+    )
+    ones = torch.ones_like(v[..., :1]) if key_mask is None else key_mask.expand(*v.shape[:-1], 1)  # (B, H, L, 1)
+    denominator = sum(q @ ((k.transpose(-2, -1) @ ones) * inv_count) for q, k in zip(fq_blocks, fk_blocks, strict=True))
+    return numerator / (denominator + eps)  # (B, H, L, e)
+
+
+def split_quadratic_attention(
+    numerator_q: Tensor, numerator_k: Tensor, fq: Tensor, fk: Tensor, v: Tensor, mask: Tensor | None, eps: float
+) -> Tensor:
+    """Naive O(L²) reference of ``split_linear_attention``: (ψ_q ψ_kᵀ V) / (φ_q φ_kᵀ 1 + ε), both / n. Tests only."""
+    key_mask, inv_count = valid_keys(mask, v.shape[-2], v.dtype)  # (B, 1, L, 1), (B, 1, 1, 1)
+    weights = numerator_q @ numerator_k.transpose(-2, -1) * inv_count  # (B, H, L, L)
+    normaliser = fq @ fk.transpose(-2, -1) * inv_count  # (B, H, L, L)
+    if key_mask is not None:
+        weights = weights * key_mask.transpose(-2, -1)  # padded keys -> 0
+        normaliser = normaliser * key_mask.transpose(-2, -1)
+    return (weights @ v) / (normaliser.sum(-1, keepdim=True) + eps)  # (B, H, L, e)
+
+
 class LinearAttentionCore(torch.autograd.Function):
     """out = N / (D + ε) with [N | D] = Σ_b φ_qᵇ (c φ_kᵇᵀ [v | 1]), the linear-time form with a hand-written backward.
 

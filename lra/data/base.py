@@ -6,6 +6,7 @@ import abc
 import logging
 import time
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,8 @@ from torch.utils.data import DataLoader, Dataset
 
 from lra.data.cache import RaggedSplit, cache_folder, cache_root, is_cached, write_cache
 from lra.data.checks import check_int
+from lra.data.sampling import BatchStream
+from lra.protocol import Protocol, check_protocol
 
 log = logging.getLogger("lra.data")
 
@@ -50,29 +53,37 @@ class RaggedDataset(Dataset):
         self.__init__(state["folder"], state["split"], state["towers"])
 
 
-def pad(sequences: Sequence[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Pad to the longest: tokens (B, L) int64 with 0 after each sequence, mask (B, L) bool (True = real)."""
+def pad(sequences: Sequence[np.ndarray], mask_zeros: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pad to the longest: tokens (B, L) int64 with 0 after each sequence, mask (B, L) bool (True = real).
+
+    With `mask_zeros` every token id 0 is masked, not only the padding: the protocol-2 reference code's
+    `mask = input_ids != 0`, which also hides black pixels. (Where 0 is only padding the two agree.)
+    """
     lengths = torch.tensor([len(tokens) for tokens in sequences], dtype=torch.long)  # (B,)
     padded = np.zeros((len(sequences), int(lengths.max())), dtype=np.int64)  # (B, L)
     for row, tokens in enumerate(sequences):
         padded[row, : len(tokens)] = tokens
-    mask = torch.arange(padded.shape[1]) < lengths[:, None]  # (B, L)
-    return torch.from_numpy(padded), mask
+    tokens = torch.from_numpy(padded)
+    mask = tokens != 0 if mask_zeros else torch.arange(padded.shape[1]) < lengths[:, None]  # (B, L)
+    return tokens, mask
 
 
-def collate(batch: Sequence[tuple[np.ndarray, int]]) -> dict[str, torch.Tensor]:
-    """Pad to the longest in the batch: tokens (B, L) int64, mask (B, L) bool (True = real), label (B,)."""
-    tokens, mask = pad([tokens for tokens, _ in batch])
-    labels = torch.tensor([label for _, label in batch], dtype=torch.long)  # (B,)
-    return {"tokens": tokens, "mask": mask, "label": labels}
+@dataclass(frozen=True)
+class Collate:
+    """Batches as the model takes them: `tokens`/`mask` (or `tokens_a`/`mask_a`, `tokens_b`/`mask_b` for two towers,
+    each padded to its own longest) and `label` (B,). `mask_zeros`: mask every token id 0 (see `pad`)."""
 
+    two_tower: bool = False
+    mask_zeros: bool = False
 
-def collate_pairs(batch: Sequence[tuple[tuple[np.ndarray, np.ndarray], int]]) -> dict[str, torch.Tensor]:
-    """Two-tower batches: tokens_a/mask_a and tokens_b/mask_b, each padded to its own longest, and label (B,)."""
-    tokens_a, mask_a = pad([pair[0] for pair, _ in batch])
-    tokens_b, mask_b = pad([pair[1] for pair, _ in batch])
-    labels = torch.tensor([label for _, label in batch], dtype=torch.long)  # (B,)
-    return {"tokens_a": tokens_a, "mask_a": mask_a, "tokens_b": tokens_b, "mask_b": mask_b, "label": labels}
+    def __call__(self, batch: Sequence[tuple[Any, int]]) -> dict[str, torch.Tensor]:
+        labels = torch.tensor([label for _, label in batch], dtype=torch.long)  # (B,)
+        if not self.two_tower:
+            tokens, mask = pad([tokens for tokens, _ in batch], self.mask_zeros)
+            return {"tokens": tokens, "mask": mask, "label": labels}
+        tokens_a, mask_a = pad([pair[0] for pair, _ in batch], self.mask_zeros)
+        tokens_b, mask_b = pad([pair[1] for pair, _ in batch], self.mask_zeros)
+        return {"tokens_a": tokens_a, "mask_a": mask_a, "tokens_b": tokens_b, "mask_b": mask_b, "label": labels}
 
 
 class LRADataModule(L.LightningDataModule, abc.ABC):
@@ -81,6 +92,12 @@ class LRADataModule(L.LightningDataModule, abc.ABC):
     A subclass names its cache (`cache_prefix`, `cache_settings`: everything that changes the tokens)
     and yields each split's (token ids, label) pairs from `examples`; `prepare_data` builds the cache
     when it is missing, `setup` opens it. Sizes the model needs are read-only properties.
+
+    `protocol` (faithful | clean, see lra.protocol) decides the task's definition where the published code
+    departs from the corrected one; the model reads it too (linked by the CLI). Training batches come from an
+    endless stream of seeded reshuffled passes (`BatchStream`), as in the reference code; with `eval_batches`
+    each validation takes the next `eval_batches` batches of an endless validation stream (the reference's
+    fixed number of dev batches), otherwise the whole validation split.
     """
 
     def __init__(
@@ -88,6 +105,8 @@ class LRADataModule(L.LightningDataModule, abc.ABC):
         *,
         batch_size: int,
         max_length: int,
+        protocol: Protocol = "faithful",
+        eval_batches: int | None = None,
         num_workers: int = 1,
         cache_dir: str | None = None,
     ) -> None:
@@ -95,11 +114,16 @@ class LRADataModule(L.LightningDataModule, abc.ABC):
         check_int("batch_size", batch_size, 1)
         check_int("max_length", max_length, 1)
         check_int("num_workers", num_workers, 0)
+        if eval_batches is not None:
+            check_int("eval_batches", eval_batches, 1)
         self.batch_size = batch_size
+        self.protocol = check_protocol(protocol)
+        self.eval_batches = eval_batches
         self.num_workers = num_workers
         self.cache_dir = cache_dir
         self._max_length = max_length
         self._datasets: dict[str, RaggedDataset] = {}
+        self._val_stream: BatchStream | None = None
 
     # What a task defines.
 
@@ -156,6 +180,16 @@ class LRADataModule(L.LightningDataModule, abc.ABC):
         return f"{type(self).__name__}: {self.cache_prefix}"
 
     @property
+    def masks_zeros(self) -> bool:
+        """Whether every token id 0 is masked like padding (faithful: the reference's `input_ids != 0`)."""
+        return self.protocol == "faithful"
+
+    def token_summary(self) -> str:
+        """How tokens are made and which positions the model treats as padding, for logs and `lra data verify`."""
+        hidden = "every token id 0 (the reference's input_ids != 0)" if self.masks_zeros else "padding only"
+        return f"protocol {self.protocol}; masked: {hidden}"
+
+    @property
     def cache_path(self) -> Path:
         """This dataset's cache folder under the cache root (may not exist yet)."""
         return cache_folder(cache_root(self.cache_dir), self.cache_prefix, self.cache_settings())
@@ -182,6 +216,7 @@ class LRADataModule(L.LightningDataModule, abc.ABC):
         towers = 2 if self.two_tower else 1
         self._datasets = {split: RaggedDataset(folder, split, towers) for split in SPLITS}
         log.info("%s", self.describe())
+        log.info("%s", self.token_summary())
 
     def dataset(self, split: str) -> RaggedDataset:
         """The opened dataset of `split` (train, val or test)."""
@@ -190,24 +225,40 @@ class LRADataModule(L.LightningDataModule, abc.ABC):
         return self._datasets[split]
 
     def train_dataloader(self) -> DataLoader:
-        # Shuffled by its own generator seeded from torch's seed (seed_everything), so runs repeat.
-        generator = torch.Generator().manual_seed(torch.initial_seed())
-        return self._loader("train", shuffle=True, generator=generator)
+        """The endless training stream, seeded from torch's seed (seed_everything), resumed after the steps done."""
+        dataset = self.dataset("train")
+        steps_done = self.trainer.global_step if self.trainer is not None else 0
+        stream = BatchStream(len(dataset), self.batch_size, torch.initial_seed(), start=steps_done * self.batch_size)
+        return self._loader(dataset, batch_sampler=stream)
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader("val", shuffle=False)
+        dataset = self.dataset("val")
+        if self.eval_batches is None:
+            return self._loader(dataset, batch_size=self.batch_size)
+        if self._val_stream is None:  # one stream for the whole run: each validation takes its next batches
+            self._val_stream = BatchStream(len(dataset), self.batch_size, torch.initial_seed() + 1, self.eval_batches)
+        return self._loader(dataset, batch_sampler=self._val_stream)
 
     def test_dataloader(self) -> DataLoader:
-        return self._loader("test", shuffle=False)
+        """Every test example (clean); faithful: a seeded shuffle without the last partial batch, as the reference."""
+        dataset = self.dataset("test")
+        if self.protocol == "clean":
+            return self._loader(dataset, batch_size=self.batch_size)
+        if len(dataset) < self.batch_size:
+            log.warning(
+                "the test split (%d) is smaller than one batch (%d): scoring it whole, not dropping it",
+                len(dataset),
+                self.batch_size,
+            )
+        order = np.random.default_rng([torch.initial_seed(), 2]).permutation(len(dataset)).tolist()  # seeded shuffle
+        drop_last = len(dataset) >= self.batch_size
+        return self._loader(dataset, batch_size=self.batch_size, sampler=order, drop_last=drop_last)
 
-    def _loader(self, split: str, shuffle: bool, generator: torch.Generator | None = None) -> DataLoader:
+    def _loader(self, dataset: RaggedDataset, **sampling: Any) -> DataLoader:
         return DataLoader(
-            self.dataset(split),
-            batch_size=self.batch_size,
-            shuffle=shuffle,
-            generator=generator,
-            drop_last=False,
-            collate_fn=collate_pairs if self.two_tower else collate,
+            dataset,
+            **sampling,
+            collate_fn=Collate(self.two_tower, self.masks_zeros),
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
             pin_memory=torch.cuda.is_available(),

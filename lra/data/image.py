@@ -1,10 +1,11 @@
 """Image (LRA; Tay et al., 2021): CIFAR-10 (Krizhevsky, 2009) as 1024 grayscale tokens: reader and DataModule.
 
 The user's `cifar-10-batches-py` pickles (the official Python 2 files, or the same dicts re-saved by Python 3)
-are read with a restricted unpickler that can only rebuild numpy arrays and byte strings (never run code), each
-32×32 RGB image becomes its ITU-R 601 luma rounded to uint8, flattened row-major (vocabulary 256, no padding:
-0 is a black pixel). Train is the first 45,000 images of data_batch_1..5, val the last 5,000 (the last 10% of
-train), test the 10,000 of test_batch.
+are read with a restricted unpickler that can only rebuild numpy arrays and byte strings (never run code). Each
+32×32 RGB image becomes its grayscale exactly as protocol 2's code made it, with TensorFlow's
+`tf.image.rgb_to_grayscale` on uint8 images, flattened row-major: vocabulary 256, no padding (0 is a black pixel,
+which the faithful protocol masks like padding, as the reference code does). Train is the first 45,000 images
+of data_batch_1..5, val the last 5,000 (the last 10% of train), test the 10,000 of test_batch.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import numpy as np
 from lra.data.base import LRADataModule
 from lra.data.cache import file_fingerprints, is_cached, read_settings
 from lra.data.layout import find_layout
+from lra.protocol import Protocol
 
 CIFAR_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 CIFAR_FOLDER = "cifar-10-batches-py"
@@ -121,15 +123,17 @@ def read_cifar_batch(path: str | os.PathLike[str]) -> CifarBatch:
 
 
 def cifar_grayscale(images: np.ndarray) -> np.ndarray:
-    """(N, 1024) uint8 luma of (N, 3072) RGB-planar images: floor(0.299 R + 0.587 G + 0.114 B + 0.5), row-major.
+    """(N, 1024) uint8 grayscale of (N, 3072) RGB-planar images, row-major, as `tf.image.rgb_to_grayscale` makes it.
 
-    Computed exactly in integers (1000 × Y), so halves round up and no float rounding can move a value.
+    TensorFlow converts uint8 to float32 in [0, 1] (× 1/255), takes the weighted sum .2989 R + .5870 G + .1140 B
+    in float32 and converts back with `convert_image_dtype`: × 255.5, truncated. So the result is one level
+    lower than rounding for some colours (pure white stays 255).
     """
-    planes = images.reshape(len(images), 3, PIXELS)  # (N, 3, 1024): R, G, B planes
-    luma = planes[:, 0] * np.uint32(299)  # (N, 1024), 1000 × Y
-    luma += planes[:, 1] * np.uint32(587)
-    luma += planes[:, 2] * np.uint32(114)
-    return ((luma + 500) // 1000).astype(np.uint8)
+    planes = images.reshape(len(images), 3, PIXELS).astype(np.float32) * np.float32(1 / 255)  # (N, 3, 1024)
+    gray = planes[:, 0] * np.float32(0.2989)  # (N, 1024)
+    gray += planes[:, 1] * np.float32(0.5870)
+    gray += planes[:, 2] * np.float32(0.1140)
+    return (gray * np.float32(255.5)).astype(np.uint8)
 
 
 def find_cifar_files(root: str | os.PathLike[str]) -> dict[str, Path]:
@@ -162,10 +166,19 @@ class ImageDataModule(LRADataModule):
         self,
         root: str | None = None,
         batch_size: int = 256,
+        protocol: Protocol = "faithful",
+        eval_batches: int | None = None,
         num_workers: int = 1,
         cache_dir: str | None = None,
     ) -> None:
-        super().__init__(batch_size=batch_size, max_length=PIXELS, num_workers=num_workers, cache_dir=cache_dir)
+        super().__init__(
+            batch_size=batch_size,
+            max_length=PIXELS,
+            protocol=protocol,
+            eval_batches=eval_batches,
+            num_workers=num_workers,
+            cache_dir=cache_dir,
+        )
         self.root = root
 
     @property
@@ -192,7 +205,12 @@ class ImageDataModule(LRADataModule):
         return find_cifar_files(self.root)
 
     def cache_settings(self) -> dict[str, Any]:
-        return {"task": "image", "files": file_fingerprints(self.files()), "val_percent": VAL_PERCENT}
+        return {
+            "task": "image",
+            "files": file_fingerprints(self.files()),
+            "val_percent": VAL_PERCENT,
+            "grayscale": "tf.image.rgb_to_grayscale",
+        }
 
     def describe(self) -> str:
         folder = self.cache_path
@@ -200,7 +218,7 @@ class ImageDataModule(LRADataModule):
         counts = "/".join(f"{sizes[split]:,}" for split in ("train", "val", "test"))
         where = self.files()[TEST_FILE].parent
         return (
-            f"Image: CIFAR-10 at {where}, 1024 grayscale tokens (ITU-R 601 luma): {counts} "
+            f"Image: CIFAR-10 at {where}, 1024 grayscale tokens (TensorFlow's rgb_to_grayscale): {counts} "
             f"(train/val/test; val = the last {VAL_PERCENT}% of the training batches)"
         )
 

@@ -1,7 +1,11 @@
-"""ListOps (Nangia & Bowman, 2018; the LRA long version): official TSV reader, tokeniser and DataModule.
+"""ListOps (Nangia & Bowman, 2018; the LRA long version): official TSV reader, tokenisers and DataModule.
 
-Official and generated data go through the same reader and tokeniser: `]` becomes `X`, `(` and `)` are
-dropped, the rest is split on whitespace and mapped through a fixed vocabulary.
+Official and generated data go through the same reader and one of two tokenisations into a fixed vocabulary:
+- `alphanumeric`, the official LRA pipeline's (and so protocol 2's): TensorFlow Datasets' `Tokenizer` keeps only
+  alphanumeric runs, so every `(`, `)`, `[` and `]` is dropped (`( ( [MAX 2 ) 9 ] )` -> `MAX 2 9`); a word
+  outside the vocabulary gets the out-of-vocabulary id, as its `TokenTextEncoder` gives it.
+- `closing_x` (S4's fix, Gu et al., 2022): `]` becomes `X`, `(` and `)` are dropped, so the tree stays readable;
+  an unknown token is an error.
 """
 
 from __future__ import annotations
@@ -9,9 +13,10 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 
@@ -20,10 +25,11 @@ from lra.data.cache import cache_folder, cache_root, file_fingerprints, generate
 from lra.data.checks import check_int, check_workers
 from lra.data.generate.listops import GENERATOR_VERSION, HEADER, ListOpsSpec, generate_listops
 from lra.data.layout import RELEASE_URL, find_layout, release_layouts
+from lra.protocol import Protocol
 
 log = logging.getLogger("lra.data")
 
-# Fixed vocabulary (never learned from data): 0 is padding.
+# Fixed vocabularies (never learned from data): 0 is padding, digits 0-9 are 1-10, the operators 11-14.
 VOCAB: dict[str, int] = {
     **{str(digit): digit + 1 for digit in range(10)},
     "[MIN": 11,
@@ -32,7 +38,13 @@ VOCAB: dict[str, int] = {
     "[SM": 14,
     "X": 15,
 }
+ALPHANUMERIC_VOCAB: dict[str, int] = {"MIN": 11, "MAX": 12, "MED": 13, "SM": 14, **{str(d): d + 1 for d in range(10)}}
+OUT_OF_VOCABULARY = 15  # TokenTextEncoder's one out-of-vocabulary id, right after the vocabulary
 VOCAB_SIZE = 16
+Tokenization = Literal["alphanumeric", "closing_x"]
+TOKENIZATIONS: tuple[str, ...] = ("alphanumeric", "closing_x")
+BY_PROTOCOL: dict[str, str] = {"faithful": "alphanumeric", "clean": "closing_x"}
+_NON_ALPHANUMERIC = re.compile(r"\W+")  # tfds.deprecated.text.Tokenizer's split (alphanum_only=True)
 NUM_CLASSES = 10
 OFFICIAL_SIZES = {"train": 96_000, "val": 2_000, "test": 2_000}
 # Where basic_{train,val,test}.tsv may sit under a root, in the order they are looked for.
@@ -78,15 +90,26 @@ def read_listops_tsv(path: str | os.PathLike[str]) -> Iterator[ListOpsRow]:
             yield ListOpsRow(number, source, label)
 
 
-def tokenize_listops(source: str, max_length: int | None = None, where: str = "ListOps source") -> np.ndarray:
+def tokenize_listops(
+    source: str,
+    max_length: int | None = None,
+    where: str = "ListOps source",
+    tokenization: Tokenization = "closing_x",
+) -> np.ndarray:
     """Token ids (uint8) of one Source expression, truncated to max_length; `where` names it in errors."""
-    try:
-        ids = bytes(map(VOCAB.__getitem__, source.translate(_CLEAN).split()))
-    except KeyError as error:
-        raise ValueError(
-            f"{where}: unknown ListOps token {error.args[0]!r}; expected digits 0-9, [MIN, [MAX, [MED, [SM, "
-            f"] and parentheses"
-        ) from None
+    if tokenization == "alphanumeric":
+        words = [word for word in _NON_ALPHANUMERIC.split(source) if word]
+        ids = bytes(ALPHANUMERIC_VOCAB.get(word, OUT_OF_VOCABULARY) for word in words)
+    elif tokenization == "closing_x":
+        try:
+            ids = bytes(map(VOCAB.__getitem__, source.translate(_CLEAN).split()))
+        except KeyError as error:
+            raise ValueError(
+                f"{where}: unknown ListOps token {error.args[0]!r}; expected digits 0-9, [MIN, [MAX, [MED, [SM, "
+                f"] and parentheses"
+            ) from None
+    else:
+        raise ValueError(f"data.tokenization must be one of {', '.join(TOKENIZATIONS)}, got {tokenization!r}")
     if not ids:
         raise ValueError(f"{where}: empty expression")
     return np.frombuffer(ids[:max_length], dtype=np.uint8)
@@ -126,11 +149,27 @@ class ListOpsDataModule(LRADataModule):
         spec: ListOpsSpec = ListOpsSpec(),  # noqa: B008 (a frozen dataclass: immutable)
         max_length: int = 2000,
         batch_size: int = 32,
+        protocol: Protocol = "faithful",
+        tokenization: Tokenization | None = None,
+        eval_batches: int | None = None,
         num_workers: int = 1,
         cache_dir: str | None = None,
         generate_workers: int | None = None,
     ) -> None:
-        super().__init__(batch_size=batch_size, max_length=max_length, num_workers=num_workers, cache_dir=cache_dir)
+        super().__init__(
+            batch_size=batch_size,
+            max_length=max_length,
+            protocol=protocol,
+            eval_batches=eval_batches,
+            num_workers=num_workers,
+            cache_dir=cache_dir,
+        )
+        if tokenization is not None and tokenization not in TOKENIZATIONS:
+            raise ValueError(
+                f"data.tokenization must be one of {', '.join(TOKENIZATIONS)} or null, got {tokenization!r}"
+            )
+        # null: the protocol's own (faithful: alphanumeric, clean: closing_x); a value: an explicit ablation.
+        self.tokenization: str = tokenization or BY_PROTOCOL[self.protocol]
         for name, value in (("num_train", num_train), ("num_val", num_val), ("num_test", num_test)):
             check_int(name, value, 1)
         if not isinstance(spec, ListOpsSpec):
@@ -165,15 +204,23 @@ class ListOpsDataModule(LRADataModule):
         source = f"official TSVs under {self.root}" if self.root is not None else f"generated (seed {self.seed})"
         return f"ListOps, {source}; validation: the val split; max_length {self.max_length}"
 
+    def token_summary(self) -> str:
+        tokens = {
+            "alphanumeric": "alphanumeric tokens (brackets dropped: MAX 2 9)",
+            "closing_x": "closing_x tokens (] as X: [MAX 2 9 X)",
+        }[self.tokenization]
+        return f"{tokens}; {super().token_summary()}"
+
     def cache_settings(self) -> dict[str, Any]:
         if self.root is None:
             return {
                 "task": "listops",
                 "generation": self.generation_settings(),
                 "max_length": self.max_length,
+                "tokenization": self.tokenization,
             }
         files = file_fingerprints(find_listops_files(self.root))
-        return {"task": "listops", "files": files, "max_length": self.max_length}
+        return {"task": "listops", "files": files, "max_length": self.max_length, "tokenization": self.tokenization}
 
     def generation_settings(self) -> dict[str, Any]:
         """Everything the generated TSVs depend on (not the number of processes)."""
@@ -211,4 +258,7 @@ class ListOpsDataModule(LRADataModule):
     def examples(self, split: str) -> Iterator[tuple[np.ndarray, int]]:
         path = self.tsv_files()[split]
         for row in read_listops_tsv(path):
-            yield tokenize_listops(row.source, self.max_length, f"{path}, line {row.line}"), row.label
+            yield (
+                tokenize_listops(row.source, self.max_length, f"{path}, line {row.line}", self.tokenization),
+                row.label,
+            )

@@ -29,6 +29,7 @@ from lra.data.checks import check_int, check_workers
 from lra.data.generate.pathfinder import DIFFICULTIES, GENERATOR_VERSION, RESOLUTIONS, generate_pathfinder
 from lra.data.layout import RELEASE_URL, find_layout
 from lra.data.progress import ignore_interrupts
+from lra.protocol import Protocol
 
 log = logging.getLogger("lra.data")
 
@@ -226,6 +227,8 @@ class PathfinderDataModule(LRADataModule):
         num_images: int = RELEASE_IMAGES,
         seed: int = 0,
         batch_size: int = 128,
+        protocol: Protocol = "faithful",
+        eval_batches: int | None = None,
         num_workers: int = 1,
         cache_dir: str | None = None,
         workers: int | None = None,
@@ -238,7 +241,12 @@ class PathfinderDataModule(LRADataModule):
                 f"got {difficulty!r}"
             )
         super().__init__(
-            batch_size=batch_size, max_length=resolution * resolution, num_workers=num_workers, cache_dir=cache_dir
+            batch_size=batch_size,
+            max_length=resolution * resolution,
+            protocol=protocol,
+            eval_batches=eval_batches,
+            num_workers=num_workers,
+            cache_dir=cache_dir,
         )
         check_int("num_images", num_images, 5)
         check_int("seed", seed, 0)

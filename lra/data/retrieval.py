@@ -18,6 +18,7 @@ from lra.data.base import SPLITS, LRADataModule
 from lra.data.bytes import VOCAB_SIZE, tokenize_bytes
 from lra.data.cache import file_fingerprints
 from lra.data.layout import RELEASE_URL, find_layout, release_layouts
+from lra.protocol import Protocol
 
 # Our split -> the release's file name.
 FILES = {split: f"new_aan_pairs.{name}.tsv" for split, name in zip(SPLITS, ("train", "eval", "test"), strict=True)}
@@ -94,10 +95,19 @@ class RetrievalDataModule(LRADataModule):
         root: str | None = None,
         max_length: int = 4000,
         batch_size: int = 16,
+        protocol: Protocol = "faithful",
+        eval_batches: int | None = None,
         num_workers: int = 1,
         cache_dir: str | None = None,
     ) -> None:
-        super().__init__(batch_size=batch_size, max_length=max_length, num_workers=num_workers, cache_dir=cache_dir)
+        super().__init__(
+            batch_size=batch_size,
+            max_length=max_length,
+            protocol=protocol,
+            eval_batches=eval_batches,
+            num_workers=num_workers,
+            cache_dir=cache_dir,
+        )
         self.root = root
 
     @property

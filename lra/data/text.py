@@ -1,8 +1,8 @@
 """Text: IMDB movie reviews (Maas et al., 2011, "Learning Word Vectors for Sentiment Analysis"), as LRA uses them.
 
 Reads the user's Stanford `aclImdb/{train,test}/{pos,neg}/<id>_<rating>.txt` files as raw bytes, tokenised at byte
-level (lra.data.bytes). LRA validates on the IMDB test split; this module offers that (`validation="test"`) and,
-by default, a seeded held-out slice of train, so that model selection never sees the test data.
+level (lra.data.bytes). LRA (and protocol 2's code) validates on the IMDB test split, so the checkpoint is chosen on
+test data: the faithful protocol does that; the clean one holds out a seeded slice of train instead.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import numpy as np
 from lra.data.base import SPLITS, LRADataModule
 from lra.data.bytes import VOCAB_SIZE, tokenize_bytes
 from lra.data.layout import find_layout
+from lra.protocol import Protocol
 
 IMDB_URL = "https://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz"
 # The root may be the aclImdb folder itself or the folder holding it.
@@ -27,6 +28,8 @@ IMDB_SPLITS = ("train", "test")
 FOLDERS = tuple(f"{split}/{name}" for split in IMDB_SPLITS for name in CLASSES)
 PER_CLASS = 12_500  # reviews per class in each of the official train and test splits
 VALIDATIONS = ("train_slice", "test")
+BY_PROTOCOL = {"faithful": "test", "clean": "train_slice"}
+DEFAULT_VAL_FRACTION = 0.1
 
 
 class Review(NamedTuple):
@@ -124,25 +127,44 @@ def fingerprint(folder: Path) -> dict[str, Any]:
 class TextDataModule(LRADataModule):
     """Text (IMDB sentiment, byte level, 2 classes) from the user's aclImdb folder under `root`.
 
-    validation="train_slice" (default) holds out a seeded, per-class val_fraction of train for validation and
-    trains on the rest; validation="test" is the official LRA practice: validation is the test split itself.
-    Test is always the official test split.
+    validation="test" is the official LRA practice (and the faithful protocol's): validation is the test split
+    itself; validation="train_slice" (the clean protocol's) holds out a seeded, per-class val_fraction (0.1) of
+    train for validation and trains on the rest. null follows the protocol. Test is always the official test split.
     """
 
     def __init__(
         self,
         root: str | None = None,
         max_length: int = 4000,
-        validation: Literal["train_slice", "test"] = "train_slice",
-        val_fraction: float = 0.1,
+        protocol: Protocol = "faithful",
+        validation: Literal["train_slice", "test"] | None = None,
+        val_fraction: float | None = None,
         seed: int = 0,
         batch_size: int = 32,
+        eval_batches: int | None = None,
         num_workers: int = 1,
         cache_dir: str | None = None,
     ) -> None:
-        super().__init__(batch_size=batch_size, max_length=max_length, num_workers=num_workers, cache_dir=cache_dir)
-        if validation not in VALIDATIONS:
-            raise ValueError(f"validation must be one of {', '.join(map(repr, VALIDATIONS))}, got {validation!r}")
+        super().__init__(
+            batch_size=batch_size,
+            max_length=max_length,
+            protocol=protocol,
+            eval_batches=eval_batches,
+            num_workers=num_workers,
+            cache_dir=cache_dir,
+        )
+        if validation is not None and validation not in VALIDATIONS:
+            raise ValueError(
+                f"data.validation must be one of {', '.join(VALIDATIONS)} or null (the protocol's), got {validation!r}"
+            )
+        validation = validation or BY_PROTOCOL[self.protocol]
+        if val_fraction is not None and validation == "test":
+            raise ValueError(
+                f"data.val_fraction ({val_fraction!r}) holds out a slice of train, which only data.validation "
+                f"train_slice uses (the clean protocol's); under data.protocol {self.protocol} Text validates on "
+                f"its test split: drop data.val_fraction, or set data.protocol clean"
+            )
+        val_fraction = DEFAULT_VAL_FRACTION if val_fraction is None else val_fraction
         if isinstance(val_fraction, bool) or not isinstance(val_fraction, int | float) or not 0 < val_fraction < 1:
             raise ValueError(f"val_fraction must be a number strictly between 0 and 1, got {val_fraction!r}")
         if not isinstance(seed, int) or isinstance(seed, bool):

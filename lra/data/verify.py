@@ -9,6 +9,9 @@ import numpy as np
 
 from lra.data.base import SPLITS, LRADataModule
 from lra.data.cache import RaggedSplit, read_settings
+from lra.protocol import padded_length
+
+_COUNT_CHUNK = 1 << 26  # tokens counted at a time (the splits are memory-mapped; Path-X's train is 2.6 GB)
 
 
 @dataclass
@@ -20,6 +23,7 @@ class SplitSummary:
     label_counts: list[int]
     lengths: list[tuple[int, float, int]]  # per tower: (min, mean, max)
     token_range: list[tuple[int, int]]  # per tower: (smallest id, largest id)
+    masked: list[float] = field(default_factory=list)  # per tower: fraction of the pooled positions masked
 
 
 @dataclass
@@ -29,10 +33,17 @@ class Report:
     description: str
     splits: list[SplitSummary]
     problems: list[str] = field(default_factory=list)
+    tokens: str = ""  # the tokenisation and masking in use
+    pooled_length: int = 0  # the positions a sequence occupies for the model (see masked_fraction)
 
     def lines(self) -> list[str]:
         """A readable table of the splits, then the problems (or that there are none)."""
         out = [self.description]
+        if self.tokens:
+            out.append(f"  tokens: {self.tokens}")
+            out.append(
+                f"  masked: the fraction of each sequence's {self.pooled_length:,} positions that the model masks"
+            )
         for split in self.splits:
             total = max(split.size, 1)
             balance = " ".join(f"{label}:{count / total:.1%}" for label, count in enumerate(split.label_counts))
@@ -41,13 +52,29 @@ class Report:
                 zip(split.lengths, split.token_range, strict=True)
             ):
                 name = f"tower {'ab'[tower]}: " if len(split.lengths) > 1 else ""
+                masked = f"   masked {split.masked[tower]:.3f}" if split.masked else ""
                 out.append(
                     f"        {name}length min {low:,} mean {mean:,.1f} max {high:,}   token ids {smallest}..{largest}"
+                    f"{masked}"
                 )
         out.extend(f"PROBLEM: {problem}" for problem in self.problems)
         if not self.problems:
             out.append("OK: sizes, labels, lengths and token ids agree with LRA (Tay et al., 2021, arXiv 2011.04006)")
         return out
+
+
+def masked_fraction(data: RaggedSplit, tower: int, pooled_length: int, masks_zeros: bool) -> float:
+    """Of the split's N × pooled_length positions (padding included), the fraction the model masks: the padding,
+    and with `masks_zeros` every token id 0 too (faithful protocol: black pixels)."""
+    tokens = data.tokens[tower]
+    real = sum(
+        int(np.count_nonzero(tokens[start : start + _COUNT_CHUNK]))
+        if masks_zeros
+        else len(tokens[start : start + _COUNT_CHUNK])
+        for start in range(0, len(tokens), _COUNT_CHUNK)
+    )
+    positions = len(data) * pooled_length
+    return 1.0 - real / positions if positions else 0.0
 
 
 def summarise(data: RaggedSplit, name: str, num_classes: int) -> SplitSummary:
@@ -67,10 +94,16 @@ def verify(datamodule: LRADataModule) -> Report:
     datamodule.prepare_data()
     datamodule.setup()
     folder = datamodule.cache_path
+    # Faithful: the reference pads to max_length rounded up to 2^k and pools over it; clean: max_length.
+    faithful = datamodule.protocol == "faithful"
+    pooled_length = padded_length(datamodule.max_length) if faithful else datamodule.max_length
     summaries, problems = [], []
     for split in SPLITS:
         data = datamodule.dataset(split).data
         summary = summarise(data, split, datamodule.num_classes)
+        summary.masked = [
+            masked_fraction(data, tower, pooled_length, datamodule.masks_zeros) for tower in range(len(data.tokens))
+        ]
         summaries.append(summary)
         problems.extend(_split_problems(datamodule, data, summary))
     expected = datamodule.reference_sizes()
@@ -79,7 +112,8 @@ def verify(datamodule: LRADataModule) -> Report:
         problems.append(f"split sizes {sizes} differ from the expected {expected}")
     if read_settings(folder)["vocab_size"] != datamodule.vocab_size:
         problems.append(f"the cache at {folder} was built for another vocabulary size; delete it to rebuild")
-    return Report(f"{datamodule.describe()}\n  cache: {folder}", summaries, problems)
+    description = f"{datamodule.describe()}\n  cache: {folder}"
+    return Report(description, summaries, problems, datamodule.token_summary(), pooled_length)
 
 
 def _split_problems(datamodule: LRADataModule, data: RaggedSplit, summary: SplitSummary) -> list[str]:

@@ -68,6 +68,7 @@ def open_writer(
             "suite": str(suite.path),
             "tasks": ",".join(task.name for task in tasks),
             "attention": attentions.pop() if len(attentions) == 1 else "per task",
+            "protocol": "+".join(sorted({task.protocol for task in tasks})),
         }
         layers = [(suite.set, ""), (cli_set, "")]
         layers += [(overrides, f"{name}.") for name, overrides in suite.task_set.items()]

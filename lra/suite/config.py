@@ -22,6 +22,7 @@ from lra.overrides import (
     load_yaml_mapping,
     task_name,
 )
+from lra.protocol import config_protocol
 
 KEYS = ("tasks", "set", "task_set")
 SUITE_RUN = "suite"  # OUT/suite is the suite's own TensorBoard run, so no task may be named so
@@ -55,6 +56,11 @@ class SuiteTask:
     def digest(self) -> str:
         """Identifies the merged config: a finished task is reused only while this is unchanged."""
         return digest(self.config)
+
+    @property
+    def protocol(self) -> str:
+        """faithful (protocol 2's code, comparable with the published table) or clean (the corrected variant)."""
+        return config_protocol(self.config)
 
     @property
     def attention(self) -> str:

@@ -81,6 +81,7 @@ class SuiteResults:
             "config": str(task.config_path),
             "config_digest": task.digest,
             "column": task.column,
+            "protocol": task.protocol,
             "attention": task.attention,
             "overrides": task.overrides,
         }
@@ -133,6 +134,21 @@ def settings_line(entries: Sequence[tuple[str, str, dict[str, Any]]]) -> str:
     return f"{line}. Overrides of the tasks' YAML (suite file and --set): {settings}"
 
 
+def protocol_line(protocols: dict[str, str]) -> str:
+    """Which protocol made the numbers, and whether they stand beside the published rows."""
+    used = set(protocols.values())
+    if used == {"faithful"}:
+        return "`faithful`: protocol 2's published code, quirks included, so the row stands beside the published ones."
+    named = ", ".join(f"{task}: `{protocol}`" for task, protocol in protocols.items())
+    if used == {"clean"}:
+        named = "`clean`"
+    return (
+        f"{named}. The clean variant corrects the published code (ListOps with `]` as X, no black-pixel mask, "
+        "pooling over real tokens, Text validated on a train slice, every test example): its numbers are not "
+        'comparable with the published rows, which come from the faithful code (README, "Protocols").'
+    )
+
+
 def markdown(results: SuiteResults, tasks: Sequence[SuiteTask]) -> str:
     """This run's row (test accuracy %, pending where not finished) over the published protocol-2 rows."""
     current = {task.name: task for task in tasks}
@@ -167,12 +183,18 @@ def markdown(results: SuiteResults, tasks: Sequence[SuiteTask]) -> str:
         else (name, results.done[name]["attention"], results.done[name]["overrides"])
         for name in names
     ]
+    protocols = {
+        name: current[name].protocol if name in current else results.done[name].get("protocol", "faithful")
+        for name in names
+    }
     lines = [
         "# LRA suite results",
         "",
         f"Suite `{results.suite}`, run folder `{results.out}`. Test accuracy (%) of each task, scored from its "
         "best-validation checkpoint; published rows: protocol 2, the PyTorch protocol of Nyströmformer "
         "(arXiv 2102.03902) and Skyformer (arXiv 2111.00035), as published (NaLaFormer reports only its average).",
+        "",
+        f"**Protocol:** {protocol_line(protocols)}",
         "",
         f"**This run:** {settings_line(entries)}.",
         "",

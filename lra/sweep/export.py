@@ -23,7 +23,8 @@ def best_config(study: optuna.Study, objective: SweepObjective) -> tuple[str, di
     values = "\n".join(f"#   {key}: {value!r}" for key, value in best.params.items())
     header = (
         f"# Best trial of Optuna study {study.study_name!r} (from {config.path}): trial {best.number}, "
-        f"objective {config.objective} = {best.value:.4f}\n# Searched values:\n{values}\n"
+        f"objective {config.objective} = {best.value:.4f}, protocol {objective.protocol(best.params)}\n"
+        f"# Searched values:\n{values}\n"
         f"# The sweep's trial_set (its per-trial budget) is not applied: this config trains as the task config does.\n"
     )
     if len(config.tasks) == 1:

@@ -14,6 +14,7 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from optuna_integration import PyTorchLightningPruningCallback
 
 from lra.overrides import ConfigError, apply_overrides, find_task_config, load_yaml_mapping
+from lra.protocol import config_protocol
 from lra.sweep.config import Param, SweepConfig
 from lra.sweep.study import check_not_surplus
 from lra.training.run import check_config, fit_task
@@ -106,6 +107,7 @@ class SweepObjective:
         params = {param.key: suggest(trial, param) for param in config.search_space}
         trial_dir = config.out_dir / f"trial_{trial.number:04d}"
         trial.set_user_attr("tensorboard", str(trial_dir))
+        trial.set_user_attr("protocol", self.protocol(params))
         accuracies: dict[str, float] = {}
         try:
             offset = 0
@@ -126,11 +128,15 @@ class SweepObjective:
                     if trial.should_prune():
                         raise optuna.TrialPruned(f"trial {trial.number} pruned after {name}")
         except optuna.TrialPruned:
-            self._log_hparams(trial_dir, params, accuracies, None)
+            self._log_hparams(trial_dir, {**params, "protocol": self.protocol(params)}, accuracies, None)
             raise
         value = self._objective(accuracies)
-        self._log_hparams(trial_dir, params, accuracies, value)
+        self._log_hparams(trial_dir, {**params, "protocol": self.protocol(params)}, accuracies, value)
         return value
+
+    def protocol(self, params: dict[str, Any]) -> str:
+        """The protocol the trial's tasks run under (faithful, clean, or both joined by +)."""
+        return "+".join(sorted({config_protocol(self.task_config(task, params)) for task in self.config.tasks}))
 
     def _running_score(self, done: list[float]) -> Callable[[float], float]:
         """During a task: its best val acc (single objective), or the mean over the finished tasks and it (average)."""

@@ -9,21 +9,26 @@ import warnings
 from collections.abc import Sequence
 from typing import Any
 
+import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import ArgsType, LightningArgumentParser, LightningCLI
 
 from lra.data import LRADataModule
 from lra.module import LRAClassifier
+from lra.training.checkpoint import SelectionCheckpoint
 
-LINKED_FROM_DATA = ("vocab_size", "num_classes", "max_length", "two_tower")
+LINKED_FROM_DATA = ("vocab_size", "num_classes", "max_length", "two_tower", "protocol")
+HALF_PRECISIONS = ("16-mixed", "16", "16-true")
 log = logging.getLogger("lra.training")
 
 
 class LRACLI(LightningCLI):
     """LightningCLI over LRAClassifier and any LRADataModule, with sizes linked from the data.
 
-    Adds a best-validation checkpoint (`--checkpoint.*`) and, after `fit`, scores the test split
-    from that best checkpoint (`--test_after_fit false` turns it off); its metrics are kept in `test_metrics`.
+    Adds a best-validation checkpoint (`--checkpoint.*`, written only after `checkpoint.select_after` of the run)
+    and, after `fit`, scores the test split from that best checkpoint, or from the last weights when none was
+    written (`--test_after_fit false` turns it off); its metrics are kept in `test_metrics`. fp16 precision
+    (protocol 2's) falls back to fp32 where there is no CUDA device.
     `trainer_defaults` and `parser_kwargs` are LightningCLI's (the suite and sweeps add callbacks through them).
     """
 
@@ -50,7 +55,7 @@ class LRACLI(LightningCLI):
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         for name in LINKED_FROM_DATA:
             parser.link_arguments(f"data.{name}", f"model.{name}", apply_on="instantiate")
-        parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
+        parser.add_lightning_class_args(SelectionCheckpoint, "checkpoint")
         parser.set_defaults(
             {
                 "checkpoint.monitor": "val/acc",
@@ -66,6 +71,18 @@ class LRACLI(LightningCLI):
             default=True,
             help="After fit, score the test split from the best-validation checkpoint.",
         )
+
+    def before_instantiate_classes(self) -> None:
+        """fp16 autocast (the task configs' `16-mixed`, as protocol 2) needs CUDA; elsewhere the run uses fp32."""
+        config = self.config.get(self.subcommand, self.config) if self.subcommand else self.config
+        trainer = config.get("trainer")
+        if trainer is None or str(trainer.get("precision")) not in HALF_PRECISIONS:
+            return
+        accelerator = str(trainer.get("accelerator") or "auto")
+        if accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available():
+            return
+        log.info("trainer.precision %s needs a CUDA device; training in fp32 (32-true) here", trainer.get("precision"))
+        trainer["precision"] = "32-true"
 
     def before_fit(self) -> None:
         """A run shorter than one validation interval validates once, at its last step, so it has a best checkpoint."""
@@ -84,14 +101,15 @@ class LRACLI(LightningCLI):
         if not self.config[self.subcommand]["test_after_fit"] or self.trainer.interrupted:
             return
         checkpoint = self.trainer.checkpoint_callback
-        if not isinstance(checkpoint, ModelCheckpoint) or not checkpoint.best_model_path:
+        best = checkpoint.best_model_path if isinstance(checkpoint, ModelCheckpoint) else ""
+        if not best:
             warnings.warn(
-                "no best-validation checkpoint was written (did validation run? see "
-                "--trainer.val_check_interval and --trainer.max_steps), so the test split was not scored",
+                "no best-validation checkpoint was written (none after checkpoint.select_after of the run, or no "
+                "validation: see --trainer.val_check_interval), so the test split is scored from the last weights, "
+                "as protocol 2's code does",
                 stacklevel=1,
             )
-            return
-        results = self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path=checkpoint.best_model_path)
+        results = self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path=best or None)
         self.test_metrics = dict(results[0]) if results else {}
 
 

@@ -59,8 +59,8 @@ def _cli(args: list[str], **kwargs: Any) -> LRACLI:
 
 @contextlib.contextmanager
 def quiet_lightning() -> Iterator[None]:
-    """Lightning's INFO lines (seed, devices, tips) left out while configs are only being checked."""
-    loggers = [logging.getLogger(name) for name in ("lightning.pytorch", "lightning.fabric")]
+    """Lightning's INFO lines (seed, devices, tips) and the CLI's own left out while configs are only being checked."""
+    loggers = [logging.getLogger(name) for name in ("lightning.pytorch", "lightning.fabric", "lra.training")]
     levels = [logger.level for logger in loggers]
     for logger in loggers:
         logger.setLevel(logging.WARNING)
@@ -105,12 +105,15 @@ def fit_task(
     start = time.perf_counter()
     cli = _cli(["fit", *args, f"--test_after_fit={str(test).lower()}"], trainer_defaults={"callbacks": list(callbacks)})
     checkpoint = cli.trainer.checkpoint_callback
-    if not isinstance(checkpoint, ModelCheckpoint) or checkpoint.best_model_score is None:
+    best_score = checkpoint.best_model_score if isinstance(checkpoint, ModelCheckpoint) else None
+    if best_score is None:  # no checkpoint after checkpoint.select_after: the best validation all the same
+        best_score = cli.trainer.callback_metrics.get("val/acc_best")
+    if best_score is None:
         raise RuntimeError(f"{task}: training ended without a validation score (see trainer.val_check_interval)")
     test_acc = cli.test_metrics.get("test/acc") if test else None
     return TaskRun(
         task=task,
-        best_val_acc=float(checkpoint.best_model_score),
+        best_val_acc=float(best_score),
         test_acc=None if test_acc is None else float(test_acc),
         best_checkpoint=checkpoint.best_model_path,
         log_dir=str(log_dir),

@@ -13,7 +13,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from lra.attention import ATTENTIONS
-from lra.data.base import collate
+from lra.data.base import Collate
 from lra.module import LRAClassifier
 from lra.training.lightning_cli import LRACLI
 
@@ -26,7 +26,7 @@ def tiny_loader(seed: int = 0) -> DataLoader:
     """In-memory (tokens, label) examples through the real collate: tokens, mask (with padding), label."""
     rng = np.random.default_rng(seed)
     examples = [(rng.integers(1, VOCAB, size=n).astype(np.int64), int(rng.integers(CLASSES))) for n in LENGTHS]
-    return DataLoader(examples, batch_size=4, shuffle=False, collate_fn=collate)
+    return DataLoader(examples, batch_size=4, shuffle=False, collate_fn=Collate())
 
 
 class RecordLosses(L.Callback):

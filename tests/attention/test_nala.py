@@ -119,8 +119,81 @@ def test_value_conv_is_depthwise_kernel_5_and_changes_output() -> None:
 def test_output_gate_is_layernorm_times_silu_gate() -> None:
     torch.manual_seed(0)
     gated = NaLaAttention(8, 2, output_gate=True)
-    assert gated.gate is not None and gated.gate_norm is not None
+    assert gated.gate is not None and gated.output_norm is not None
     x = torch.randn(2, 6, 8)
     y = gated.merge_heads(gated.attend(*(gated.split_heads(p(x)) for p in (gated.q, gated.k, gated.v)), None))
     expected = gated.out(torch.nn.functional.layer_norm(y, (8,)) * torch.nn.functional.silu(gated.gate(x)))
     torch.testing.assert_close(gated(x), expected, rtol=1e-6, atol=1e-6)
+
+
+def test_output_norm_stands_without_the_gate() -> None:
+    torch.manual_seed(0)
+    normed = NaLaAttention(8, 2, output_norm=True)
+    assert normed.gate is None and normed.output_norm is not None
+    x = torch.randn(2, 6, 8)
+    y = normed.merge_heads(normed.attend(*(normed.split_heads(p(x)) for p in (normed.q, normed.k, normed.v)), None))
+    torch.testing.assert_close(normed(x), normed.out(torch.nn.functional.layer_norm(y, (8,))), rtol=1e-6, atol=1e-6)
+
+
+def rotate_pairs(x: torch.Tensor, base: float = 10000.0) -> torch.Tensor:
+    """RoFormer's rotation written out per position and pair: (x_2i, x_2i+1) at position t turned by t·base^(−2i/F)."""
+    out = x.clone()
+    width = x.shape[-1]
+    for t in range(x.shape[-2]):
+        for i in range(width // 2):
+            angle = torch.tensor(t * base ** (-2 * i / width), dtype=x.dtype)
+            a, b = x[..., t, 2 * i], x[..., t, 2 * i + 1]
+            out[..., t, 2 * i] = a * angle.cos() - b * angle.sin()
+            out[..., t, 2 * i + 1] = a * angle.sin() + b * angle.cos()
+    return out
+
+
+@pytest.mark.parametrize("variant", ["relu_split", "cosine_inhibit"])
+def test_rope_rotates_only_the_numerator_features(variant: str) -> None:
+    """The released block's rotary positions: ψ = R φ per head_dim chunk in the numerator, plain φ in the normaliser."""
+    torch.manual_seed(0)
+    module = NaLaAttention(8, 2, rope=True, variant=variant).double()
+    q, k, v = (torch.randn(2, 2, 7, 4, dtype=torch.float64) for _ in range(3))
+    mask = torch.tensor([[True] * 7, [True, True, False, True, True, False, False]])
+    fq, fk = module.feature_maps(q, k, mask)  # (B, H, L, 2d)
+    rq = torch.cat([rotate_pairs(chunk) for chunk in fq.split(4, -1)], -1)
+    rk = torch.cat([rotate_pairs(chunk) for chunk in fk.split(4, -1)], -1)
+    keys = mask[:, None, None, :].double()  # (B, 1, 1, L)
+    count = mask.sum(-1).double()[:, None, None, None]
+    numerator = (rq @ rk.transpose(-2, -1)) * keys / count
+    normaliser = ((fq @ fk.transpose(-2, -1)) * keys / count).sum(-1, keepdim=True)
+    expected = (numerator @ v) / (normaliser + module.eps)
+    torch.testing.assert_close(module.attend(q, k, v, mask), expected, rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(module.attend_quadratic(q, k, v, mask), expected, rtol=1e-10, atol=1e-12)
+    plain = NaLaAttention(8, 2, variant=variant).double()
+    assert not torch.allclose(plain.attend(q, k, v, mask), expected)
+
+
+@pytest.mark.parametrize("variant", ["relu_split", "cosine_inhibit"])
+def test_rope_linear_form_gradients_match_the_quadratic_form(variant: str) -> None:
+    torch.manual_seed(1)
+    module = NaLaAttention(8, 2, rope=True, variant=variant, learnable=True).double()
+    mask = torch.tensor([[True] * 9, [True, False, True, True, True, True, False, False, False]])
+    q, k, v = (torch.randn(2, 2, 9, 4, dtype=torch.float64, requires_grad=True) for _ in range(3))
+    grads = []
+    for form in (module.attend, module.attend_quadratic):
+        out = form(q, k, v, mask)
+        weights = torch.randn_like(out, generator=torch.Generator().manual_seed(2))
+        grads.append(torch.autograd.grad((out * weights).sum(), (q, k, v, module.alpha, module.beta)))
+    for linear, quadratic in zip(*grads, strict=True):
+        torch.testing.assert_close(linear, quadratic, rtol=1e-8, atol=1e-10)
+
+
+def test_the_released_block_depends_only_on_relative_positions() -> None:
+    """nala_released: rotary numerator, LePE and gated norm all see only relative positions, so a sequence behind
+    left padding gives exactly its own outputs (the masked padding holds other tokens)."""
+    from lra.attention import NaLaReleasedAttention
+
+    torch.manual_seed(0)
+    block = NaLaReleasedAttention(8, 2).eval()
+    assert block.rope and block.value_conv is not None and block.gate is not None and block.output_norm is not None
+    x = torch.randn(1, 6, 8)
+    shifted = torch.cat([torch.randn(1, 3, 8), x], dim=1)  # three padded positions in front
+    mask = torch.tensor([[False] * 3 + [True] * 6])
+    with torch.no_grad():
+        torch.testing.assert_close(block(shifted, mask)[:, 3:], block(x), rtol=1e-5, atol=1e-6)

@@ -125,3 +125,27 @@ def test_block_counts_must_match() -> None:
     fq, fk, v = (t.detach() for t in features(torch.float32))
     with pytest.raises(ValueError, match=r"^linear_attention needs as many query as key feature blocks .*got 2 and 1$"):
         linear_attention([fq, fq], [fk], v, None, EPS)
+
+
+def test_split_linear_op_matches_its_quadratic_reference() -> None:
+    """Numerator from its own features (rotated ones, for NaLa's rope), normaliser from φ: outputs and gradients."""
+    from lra.attention.ops import split_linear_attention, split_quadratic_attention
+
+    generator = torch.Generator().manual_seed(3)
+    psi_q, psi_k = (torch.randn(2, 2, 7, 6, dtype=torch.float64, generator=generator) for _ in range(2))
+    fq, fk = (torch.rand(2, 2, 7, 6, dtype=torch.float64, generator=generator) + 0.1 for _ in range(2))
+    v = torch.randn(2, 2, 7, 3, dtype=torch.float64, generator=generator)
+    tensors = [t.requires_grad_() for t in (psi_q, psi_k, fq, fk, v)]
+    mask = torch.tensor([[True] * 7, [True, False, True, True, True, True, False]])  # a hole and right padding
+    linear = split_linear_attention(
+        [psi_q[..., :3], psi_q[..., 3:]], [psi_k[..., :3], psi_k[..., 3:]], [fq], [fk], v, mask, 1e-6
+    )
+    quadratic = split_quadratic_attention(psi_q, psi_k, fq, fk, v, mask, 1e-6)
+    torch.testing.assert_close(linear, quadratic, rtol=1e-10, atol=1e-12)
+    weights = torch.randn_like(linear)
+    for a, b in zip(
+        torch.autograd.grad((linear * weights).sum(), tensors),
+        torch.autograd.grad((quadratic * weights).sum(), tensors),
+        strict=True,
+    ):
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-11)

@@ -12,6 +12,7 @@ from lra.attention import (
     HedgehogAttention,
     LinearAttention,
     NaLaAttention,
+    NaLaReleasedAttention,
     NystromAttention,
     PerformerAttention,
     PolaFormerAttention,
@@ -25,6 +26,7 @@ def test_registry_maps_names_to_classes() -> None:
         "softmax": SoftmaxAttention,
         "linear": LinearAttention,
         "nala": NaLaAttention,
+        "nala_released": NaLaReleasedAttention,
         "performer": PerformerAttention,
         "cosformer": CosFormerAttention,
         "nystrom": NystromAttention,
@@ -59,8 +61,10 @@ def test_unexpected_kwarg_names_key_and_accepted_keys() -> None:
     assert "'nala'" in message
     assert "alpah" in message
     assert "alpha" in message and "inhibit_scale" in message and "value_conv" in message
-    with pytest.raises(ValueError, match=r"softmax.*dropout.*accepts: \(none\)"):
-        build_attention("softmax", 8, 2, {"dropout": 0.1})
+    with pytest.raises(ValueError, match=r"softmax.*temperature.*accepts: dropout"):
+        build_attention("softmax", 8, 2, {"temperature": 0.1})
+    with pytest.raises(ValueError, match=r"'linear'.*dropout.*accepts: eps"):  # no probabilities to drop
+        build_attention("linear", 8, 2, {"dropout": 0.1})
     with pytest.raises(ValueError, match="heads"):  # dim and heads are not attention kwargs
         build_attention("linear", 8, 2, {"heads": 4})
 

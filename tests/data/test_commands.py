@@ -22,7 +22,7 @@ def test_prepare_builds_the_cache_once(tmp_path: Path, capsys: pytest.CaptureFix
     assert main(["data", "prepare", *tiny_listops(tmp_path)]) == 0
     first = capsys.readouterr()
     assert "building the token cache" in first.err
-    folder = next(tmp_path.glob("listops-generated-*[0-9a-f]"))
+    folder = next(tmp_path.glob("listops-generated-[0-9a-f][0-9a-f]*"))
     assert f"token cache: {folder}" in first.out
     assert main(["data", "prepare", *tiny_listops(tmp_path)]) == 0
     second = capsys.readouterr()
@@ -40,8 +40,27 @@ def test_verify_passes_on_consistent_data(tmp_path: Path, capsys: pytest.Capture
     assert main(["data", "verify", *tiny_listops(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "train        80 examples" in out and "val          30 examples" in out
-    assert "token ids 1..15" in out
+    assert "token ids 1..14" in out  # faithful: the brackets, and so X (15), are dropped
+    assert "  tokens: alphanumeric tokens (brackets dropped: MAX 2 9); protocol faithful" in out
+    assert "masked: the fraction of each sequence's 2,048 positions that the model masks" in out
     assert "OK: sizes, labels, lengths and token ids agree" in out
+    assert main(["data", "verify", *tiny_listops(tmp_path, "--protocol", "clean")]) == 0
+    clean = capsys.readouterr().out
+    assert "token ids 1..15" in clean and "closing_x tokens" in clean and "2,000 positions" in clean
+
+
+def test_verify_reports_the_black_pixels_the_faithful_protocol_masks(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """About 2/3 of a Pathfinder image is black: the faithful protocol treats those pixels as padding."""
+    settings = ["pathfinder", "--num_images", "200", "--workers", "1", "--cache_dir", str(tmp_path)]
+    assert main(["data", "verify", *settings]) == 0
+    faithful = capsys.readouterr().out
+    fractions = [float(line.rsplit("masked ", 1)[1]) for line in faithful.splitlines() if "   masked " in line]
+    assert len(fractions) == 3 and all(0.6 < fraction < 0.72 for fraction in fractions)
+    assert main(["data", "verify", *settings, "--protocol", "clean"]) == 0
+    clean = capsys.readouterr().out
+    assert [line.rsplit("masked ", 1)[1] for line in clean.splitlines() if "   masked " in line] == ["0.000"] * 3
 
 
 def test_verify_fails_loudly_on_disagreement(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from lra.data.base import RaggedDataset, collate, collate_pairs
+from lra.data.base import Collate, RaggedDataset
 from lra.data.cache import (
     FORMAT_VERSION,
     RaggedSplit,
@@ -132,12 +132,22 @@ def test_collate_pads_to_the_longest_sequence() -> None:
         (np.array([5, 6, 7, 8], dtype=np.uint8), 0),
         (np.array([0], dtype=np.uint8), 9),  # id 0 inside a sequence is still a real token
     ]
-    out = collate(batch)
+    out = Collate()(batch)
     assert set(out) == {"tokens", "mask", "label"}
     assert out["tokens"].dtype == torch.long and out["mask"].dtype == torch.bool and out["label"].dtype == torch.long
     assert out["tokens"].tolist() == [[3, 1, 0, 0], [5, 6, 7, 8], [0, 0, 0, 0]]
     assert out["mask"].tolist() == [[True, True, False, False], [True] * 4, [True, False, False, False]]
     assert out["label"].tolist() == [4, 0, 9]
+
+
+def test_faithful_collate_masks_every_zero_id_as_the_reference_does() -> None:
+    """Protocol 2's `mask = input_ids != 0`: a 0 inside a sequence (a black pixel) is masked like padding."""
+    batch = [(np.array([3, 0, 1], dtype=np.uint8), 4), (np.array([0, 5], dtype=np.uint8), 1)]
+    out = Collate(mask_zeros=True)(batch)
+    assert out["tokens"].tolist() == [[3, 0, 1], [0, 5, 0]]
+    assert out["mask"].tolist() == [[True, False, True], [False, True, False]]
+    pairs = Collate(two_tower=True, mask_zeros=True)([((np.array([0, 2]), np.array([7])), 1)])
+    assert pairs["mask_a"].tolist() == [[False, True]] and pairs["mask_b"].tolist() == [[True]]
 
 
 def test_dataset_pickles_by_reopening_the_memory_maps(tmp_path: Path) -> None:
@@ -193,7 +203,7 @@ def test_collate_pairs_pads_each_tower_to_its_own_longest() -> None:
         ((np.array([1, 2, 3], dtype=np.uint8), np.array([4], dtype=np.uint8)), 1),
         ((np.array([5], dtype=np.uint8), np.array([6, 7], dtype=np.uint8)), 0),
     ]
-    out = collate_pairs(batch)
+    out = Collate(two_tower=True)(batch)
     assert set(out) == {"tokens_a", "mask_a", "tokens_b", "mask_b", "label"}
     assert out["tokens_a"].tolist() == [[1, 2, 3], [5, 0, 0]]
     assert out["mask_a"].tolist() == [[True, True, True], [True, False, False]]

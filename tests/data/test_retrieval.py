@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import pytest
@@ -231,4 +232,10 @@ def test_loaders_yield_two_tower_batches(tmp_path: Path) -> None:
         assert mask.sum(1).tolist() == lengths
         assert tokens[~mask].eq(0).all() and tokens[mask].ge(1).all()
     assert batch["label"].tolist() == [1, 0, 1]
-    assert sum(len(batch["label"]) for batch in data.train_dataloader()) == 8
+    # The training stream is endless: its first pass (3 + 3 + the first 2 of the third batch) is each example once.
+    first_pass = [batch["label"] for batch in itertools.islice(data.train_dataloader(), 3)]
+    drawn = torch.cat(first_pass)[:8].tolist()
+    train = data.dataset("train")
+    assert sorted(drawn) == sorted(train[index][1] for index in range(len(train)))
+    first_a = torch.cat([batch["tokens_a"][:, :1] for batch in itertools.islice(data.train_dataloader(), 3)])[:8]
+    assert sorted(first_a.flatten().tolist()) == sorted(int(train[index][0][0][0]) for index in range(len(train)))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import jsonargparse
@@ -22,6 +23,7 @@ def make(root: Path | None, cache: Path, **overrides: object) -> TextDataModule:
         "batch_size": 4,
         "num_workers": 0,
         "cache_dir": str(cache),
+        "protocol": "clean",  # a train slice validates; the faithful protocol's test validation is tested on its own
     }
     settings.update(overrides)
     return TextDataModule(**settings)  # type: ignore[arg-type]
@@ -234,7 +236,7 @@ def test_no_root_is_an_error_saying_what_to_pass(tmp_path: Path) -> None:
         ({"val_fraction": 1}, "val_fraction .* got 1$"),
         ({"val_fraction": -0.1}, "val_fraction .* got -0.1"),
         ({"val_fraction": True}, "val_fraction .* got True"),
-        ({"validation": "val"}, "validation must be one of 'train_slice', 'test', got 'val'"),
+        ({"validation": "val"}, "data.validation must be one of train_slice, test or null .*, got 'val'"),
         ({"seed": 1.5}, "seed must be an integer, got 1.5"),
         ({"max_length": 0}, "max_length .* got 0"),
         ({"batch_size": 0}, "batch_size .* got 0"),
@@ -274,7 +276,10 @@ def test_changed_settings_use_another_cache_folder(tmp_path: Path, change: dict[
 def test_slice_settings_do_not_matter_when_test_is_validation(tmp_path: Path) -> None:
     root = write_imdb(tmp_path / "data")
     official = make(root, tmp_path, validation="test")
-    assert official.cache_path == make(root, tmp_path, validation="test", seed=3, val_fraction=0.3).cache_path
+    assert official.cache_path == make(root, tmp_path, validation="test", seed=3).cache_path
+    assert official.cache_path == make(root, tmp_path, protocol="faithful").cache_path
+    with pytest.raises(ValueError, match=r"data\.val_fraction .* only data\.validation train_slice uses"):
+        make(root, tmp_path, validation="test", val_fraction=0.3)
 
 
 def test_changed_data_uses_another_cache_folder(tmp_path: Path) -> None:
@@ -297,7 +302,10 @@ def test_loaders_yield_padded_batches(tmp_path: Path) -> None:
     assert (batch["tokens"].dtype, batch["mask"].dtype, batch["label"].dtype) == (torch.long, torch.bool, torch.long)
     assert batch["mask"].sum(1).tolist() == lengths
     assert batch["tokens"][~batch["mask"]].eq(0).all() and batch["tokens"][batch["mask"]].ge(1).all()
-    assert sum(len(batch["label"]) for batch in data.train_dataloader()) == 8
+    # The training stream is endless: its first pass (3 + 3 + the first 2 of the third batch) is each example once.
+    first_pass = [batch["tokens"] for batch in itertools.islice(data.train_dataloader(), 3)]
+    drawn = [tuple(row[row > 0].tolist()) for tokens in first_pass for row in tokens][:8]
+    assert sorted(drawn) == sorted(tuple(tokens) for tokens in tokens_of(data, "train"))
 
 
 def test_config_system_builds_it_from_the_signature(tmp_path: Path) -> None:

@@ -20,6 +20,7 @@ TINY_LISTOPS = {
     "data.spec.max_length": 24,
     "data.max_length": 32,
     "data.batch_size": 16,
+    "data.eval_batches": 2,
     "model.dim": 16,
     "model.ffn_dim": 32,
     "model.warmup_steps": 1,

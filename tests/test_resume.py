@@ -51,13 +51,17 @@ def saved_before(when: str, step: int) -> int:
     return max(s for s in range(1, last + 1) if s % CHECKPOINT_EVERY == 0 or s % VALIDATE_EVERY == 0)
 
 
-def fit(work: Path, *args: str, signalled: tuple[str, str, int] | None = None) -> subprocess.CompletedProcess[str]:
-    """`lightning fit TINY ARGS` in `work`; `signalled` = (KILL|TERM, when, step): the run sends itself that signal."""
+def fit(
+    work: Path, *args: str, signalled: tuple[str, str, int] | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """`lightning fit TINY ARGS` in `work`; `signalled` = (KILL|TERM|USR1, when, step): the run sends itself that
+    signal; `env`: extra environment variables."""
     env = {
         **os.environ,
         "LRA_CACHE_DIR": str(work.parent / "cache"),
         "PYTHONPATH": os.pathsep.join([str(REPO / "tests"), os.environ.get("PYTHONPATH", "")]),
         "PYTHONUNBUFFERED": "1",
+        **(env or {}),
     }
     if signalled is None:
         program = [str(LIGHTNING)]
@@ -93,9 +97,9 @@ def assert_equal_states(resumed: dict[str, Any], reference: dict[str, Any]) -> N
     assert resumed["lr_schedulers"] == reference["lr_schedulers"]
 
 
-def assert_same_curves(resumed: dict[str, list[tuple[int, float]]], reference: dict, from_step: int) -> None:
-    """From the resume point on, every logged value at every step is the reference's; before it, whatever the killed
-    run had flushed is the reference's too."""
+def assert_same_curves(resumed: dict[str, list[tuple[int, float]]], reference: dict, from_step: int = 0) -> None:
+    """From step `from_step` (the resume point) on, every logged value at every step is the reference's; before it,
+    whatever the killed run had written to disk is the reference's too (a clean stop writes everything: 0)."""
     assert resumed.keys() == reference.keys()
     for tag, events in reference.items():
         assert [e for e in resumed[tag] if e[0] >= from_step] == [e for e in events if e[0] >= from_step], tag
@@ -146,7 +150,37 @@ def test_sigterm_saves_exits_0_and_says_how_to_resume(reference: Path, when: str
     resumed = fit(work, "--ckpt_path", str(LAST))
     assert resumed.returncode == 0, resumed.stderr[-4000:]
     assert_equal_states(state(work / LAST), state(reference / LAST))
-    assert_same_curves(series(work / RUN), series(reference / RUN), from_step=saved)
+    assert_same_curves(series(work / RUN), series(reference / RUN))  # every point, the stopped run's included
+
+
+SCONTROL = """#!/bin/sh
+echo "$@" >> "$SCONTROL_LOG"
+"""
+
+
+def test_on_slurm_lightnings_requeue_saves_requeues_and_the_requeued_job_resumes_exactly(reference: Path) -> None:
+    """SLURM (its environment, and a stand-in `scontrol` that records its arguments): Lightning's auto-requeue signal
+    saves at the end of the step, `scontrol requeue`s the job and stops; the same command (no --ckpt_path) then
+    resumes from Lightning's hpc_ckpt_1.ckpt in the run's folder."""
+    work = reference.parent / "slurm"
+    (work / "bin").mkdir(parents=True)
+    (work / "bin" / "scontrol").write_text(SCONTROL)
+    (work / "bin" / "scontrol").chmod(0o755)
+    slurm = {
+        "SLURM_NTASKS": "1", "SLURM_JOB_NAME": "lra", "SLURM_JOB_ID": "4242", "SLURM_PROCID": "0",
+        "SLURM_LOCALID": "0", "SLURM_NODEID": "0", "SCONTROL_LOG": str(work / "scontrol.log"),
+        "PATH": os.pathsep.join([str(work / "bin"), os.environ["PATH"]]),
+    }  # fmt: skip
+    stopped = fit(work, signalled=("USR1", "train", 5), env=slurm)
+    assert stopped.returncode == 0, stopped.stderr[-4000:]
+    assert "Requeued SLURM job: 4242" in stopped.stderr and "fit: stopped by SIGTERM at step 5" in stopped.stderr
+    assert (work / "scontrol.log").read_text() == "requeue 4242\n"
+
+    requeued = fit(work, env=slurm)
+    assert requeued.returncode == 0, requeued.stderr[-4000:]
+    assert f"resuming {RUN} from step 5 (hpc_ckpt_1.ckpt)" in requeued.stderr
+    assert_equal_states(state(work / LAST), state(reference / LAST))
+    assert_same_curves(series(work / RUN), series(reference / RUN))
 
 
 def test_a_truncated_last_checkpoint_falls_back_to_the_newest_readable_one(reference: Path) -> None:

@@ -4,9 +4,11 @@ file is written atomically."""
 
 from __future__ import annotations
 
+import functools
 import logging
 import signal
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -22,6 +24,7 @@ from lra.files import replaced_atomically
 
 log = logging.getLogger("lra.training")
 EVERY_N_TRAIN_STEPS = 100  # the default: a few seconds of training on a GPU, lost at most by a hard kill
+REQUEUE_SIGNALS = (signal.SIGUSR1, signal.SIGUSR2)  # SLURMEnvironment's requeue_signal is one of these
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -40,7 +43,7 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 
 
 class StoppedBySignal(SIGTERMException):
-    """Training stopped at a clean point after SIGTERM, its state saved in `checkpoint` (at `step`).
+    """Training stopped after SIGTERM (or SLURM's requeue signal) at the end of `step`, saved in `checkpoint`.
 
     A SystemExit with status 0, as Lightning's SIGTERMException, for a command that does not catch it.
     """
@@ -51,7 +54,8 @@ class StoppedBySignal(SIGTERMException):
         self.step = step
 
     def __str__(self) -> str:
-        return f"stopped by SIGTERM at step {self.step}; its state is saved in {self.checkpoint}"
+        saved = f"its state is saved in {self.checkpoint}" if self.checkpoint else "no checkpoint was written"
+        return f"stopped by SIGTERM at step {self.step}; {saved}"
 
 
 def validation_follows(trainer: Trainer) -> bool:
@@ -75,8 +79,13 @@ class SelectionCheckpoint(ModelCheckpoint):
     Last (with `save_last`): written at every validation, every `every_n_train_steps` optimizer steps (None: only at
     validations) and at the end of training, so a killed run loses at most that many steps. A step followed by a
     validation is saved after it, never before: Lightning resumes such a checkpoint past the validation.
-    SIGTERM (what clusters send before preemption) makes training stop at the next such point, after saving there;
-    `StoppedBySignal` then says where. Lightning's other `ModelCheckpoint` arguments are as documented there.
+
+    Signals: Lightning's handlers act at once, wherever training is; here they wait for the next savable point (the
+    end of a step, after its validation if one is due), where last.ckpt is written first. So SIGTERM (what clusters
+    send before preemption) saves there and Lightning stops at the end of that step (LRACLI reports it as
+    StoppedBySignal); on SLURM, Lightning's requeue signal (`--signal=SIGUSR1@90`) saves there, then Lightning
+    writes its hpc_ckpt_N.ckpt and runs `scontrol requeue`, and the run stops the same way.
+    Lightning's other `ModelCheckpoint` arguments are as documented there.
     """
 
     def __init__(
@@ -94,7 +103,8 @@ class SelectionCheckpoint(ModelCheckpoint):
         self.select_after = select_after
         self.every_n_train_steps = every_n_train_steps
         self.early_best: float | None = None  # the best score seen before selection began
-        self.stop_requested = False
+        self._handlers: dict[int, Callable[[int, FrameType | None], object]] = {}  # Lightning's, by signal
+        self._deferred: list[Callable[[], object]] = []  # signals received, their handlers waiting for a savable point
 
     def selection_starts_after(self, trainer: Trainer) -> int:
         """The step count after which a best checkpoint may be written (0 for a run without max_steps)."""
@@ -115,31 +125,41 @@ class SelectionCheckpoint(ModelCheckpoint):
             return
         super()._save_topk_checkpoint(trainer, monitor_candidates)
 
-    # last.ckpt and SIGTERM
+    # last.ckpt and signals
 
     def write_last(self, trainer: Trainer) -> None:
         """Write last.ckpt now, unless this step is saved already (or nothing is to be saved: not fitting, ...)."""
         if not self._should_skip_saving_checkpoint(trainer):
             self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
 
-    def _stop_if_requested(self, trainer: Trainer) -> None:
-        if self.stop_requested or trainer.received_sigterm:
-            self.write_last(trainer)
-            raise StoppedBySignal(self.last_model_path, trainer.global_step)
+    def _at_savable_point(self, trainer: Trainer) -> None:
+        """Write last.ckpt, then run the signal handlers that waited for this point (a SIGTERM that Lightning's own
+        handler took before training began shows as trainer.received_sigterm: Lightning stops after this step)."""
+        if not self._deferred and not trainer.received_sigterm:
+            return
+        self.write_last(trainer)
+        handlers, self._deferred = self._deferred, []
+        for handler in handlers:
+            handler()
 
     def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        """Take SIGTERM over from Lightning (which stops wherever it is) to stop at the next savable point instead.
-
-        Lightning puts its own handler back when training ends (its signal connector's teardown).
-        """
+        """Defer Lightning's handlers of SIGTERM and (under SLURM with auto-requeue) of the requeue signal to the next
+        savable point. Lightning puts the handlers from before training back when it ends (its signal connector)."""
         super().on_train_start(trainer, pl_module)
-        self.stop_requested = False
-        if threading.current_thread() is threading.main_thread():
-            signal.signal(signal.SIGTERM, self._request_stop)
+        self._deferred = []
+        if threading.current_thread() is not threading.main_thread():
+            return
+        handlers = {signum: signal.getsignal(signum) for signum in (signal.SIGTERM, *REQUEUE_SIGNALS)}
+        self._handlers = {signum: handler for signum, handler in handlers.items() if callable(handler)}
+        for signum in self._handlers:  # Lightning's: SIGTERM always, SLURMEnvironment.requeue_signal under SLURM
+            signal.signal(signum, self._defer)
 
-    def _request_stop(self, signum: int, frame: FrameType | None) -> None:
-        log.info("received SIGTERM: saving at the end of this step (after its validation, if one is due) and stopping")
-        self.stop_requested = True
+    def _defer(self, signum: int, frame: FrameType | None) -> None:
+        name = signal.Signals(signum).name
+        log.info("received %s: saving at the end of this step (after its validation, if one is due)", name)
+        self._deferred.append(functools.partial(self._handlers[signum], signum, frame))
+        if signum != signal.SIGTERM and signal.SIGTERM in self._handlers:  # the requeued job continues the run:
+            self._deferred.append(functools.partial(self._handlers[signal.SIGTERM], signal.SIGTERM, frame))  # stop
 
     def on_train_batch_end(
         self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any, batch_idx: int
@@ -149,14 +169,14 @@ class SelectionCheckpoint(ModelCheckpoint):
             return  # the validation's end saves this step
         if self.every_n_train_steps and trainer.global_step % self.every_n_train_steps == 0:
             self.write_last(trainer)
-        self._stop_if_requested(trainer)
+        self._at_savable_point(trainer)
 
     def on_validation_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         super().on_validation_end(trainer, pl_module)  # the best (top-k) and, after a new best, last
         if trainer.sanity_checking:
             return
         self.write_last(trainer)
-        self._stop_if_requested(trainer)
+        self._at_savable_point(trainer)
 
     def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         self.write_last(trainer)  # the final step, also where no validation or N-th step fell on it

@@ -14,6 +14,7 @@ from lightning.pytorch import Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import ArgsType, LightningArgumentParser, LightningCLI
 from lightning.pytorch.plugins.io import CheckpointIO
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from lra.data import LRADataModule
 from lra.module import LRAClassifier
@@ -47,17 +48,22 @@ class LRACLI(LightningCLI):
     ) -> None:
         self.test_metrics: dict[str, float] = {}
         self.resumed: Resumed | None = None
-        super().__init__(
-            LRAClassifier,
-            LRADataModule,
-            subclass_mode_data=True,
-            auto_configure_optimizers=False,
-            save_config_kwargs={"overwrite": True},
-            trainer_defaults=trainer_defaults,
-            parser_kwargs=parser_kwargs,
-            args=args,
-            run=run,
-        )
+        try:
+            super().__init__(
+                LRAClassifier,
+                LRADataModule,
+                subclass_mode_data=True,
+                auto_configure_optimizers=False,
+                save_config_kwargs={"overwrite": True},
+                trainer_defaults=trainer_defaults,
+                parser_kwargs=parser_kwargs,
+                args=args,
+                run=run,
+            )
+        except SIGTERMException as stop:  # Lightning stopped at the end of a step, saved (SelectionCheckpoint)
+            checkpoint = self.trainer.checkpoint_callback
+            saved = checkpoint.last_model_path if isinstance(checkpoint, ModelCheckpoint) else ""
+            raise StoppedBySignal(saved, self.trainer.global_step) from stop
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         for name in LINKED_FROM_DATA:

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 from jsonargparse import Namespace
+from lightning.fabric.plugins.environments import SLURMEnvironment
 from lightning.pytorch import Callback, LightningModule, Trainer
 
 log = logging.getLogger("lra.training")
@@ -42,6 +43,7 @@ MAY_CHANGE = (
 )
 CHECKPOINT_GLOB = "*.ckpt"
 VERSION_FOLDER = re.compile(r"version_(\d+)")  # a logger's numbered run folders
+HPC = re.compile(r"hpc_ckpt_(\d+)\.ckpt")  # Lightning's SLURM requeue checkpoints
 
 
 class ResumeError(ValueError):
@@ -240,15 +242,27 @@ def checkpoint_folder(config: Namespace, logs: LogFolder | None) -> Path | None:
     return None if run is None else run / "checkpoints"
 
 
+def slurm_checkpoint(config: Namespace) -> str | None:
+    """Under SLURM, the newest hpc_ckpt_N.ckpt that Lightning's requeue handler saved in trainer.default_root_dir."""
+    if not SLURMEnvironment.detect():
+        return None
+    root = Path(config.trainer.get("default_root_dir") or ".")
+    numbered = [(int(match[1]), path) for path in root.glob("hpc_ckpt_*.ckpt") if (match := HPC.fullmatch(path.name))]
+    return str(max(numbered)[1]) if numbered else None
+
+
 def prepare_resume(config: Namespace) -> Resumed | None:
     """Settle a `fit` config's `--ckpt_path` before anything is built: the checkpoint (readable, config unchanged
     unless `allow_config_change`), and the logger continuing in the run's folder from the checkpoint's step.
 
-    `last`: the newest run folder's last.ckpt (a new run if there is none). A path: that file. An unreadable file
-    falls back to the newest readable checkpoint beside it. None, `best`, `hpc`: Lightning's, unchanged.
+    `last`: the newest run folder's last.ckpt (a new run if there is none). A path: that file. None: under SLURM,
+    the newest hpc_ckpt_N.ckpt of Lightning's requeue, if any. An unreadable file falls back to the newest readable
+    checkpoint beside it. `best`, `hpc`: Lightning's, unchanged.
     """
     requested = config.get("ckpt_path")
     logs = LogFolder.of(config.trainer.get("logger"))
+    if requested is None:
+        requested = slurm_checkpoint(config)  # a requeued SLURM job, as Lightning resumes it ("hpc")
     if requested is None or requested in ("best", "hpc"):
         return None
     if requested == "last":
@@ -298,13 +312,13 @@ def _start_afresh(config: Namespace, logs: LogFolder | None) -> None:
     log.info("--ckpt_path last: no checkpoint under %s; starting a new run", where)
     config.ckpt_path = None
     run = logs.run() if logs is not None else None
-    if run is not None and any(run.glob("events.out.tfevents.*")):
-        _purge_from(config.trainer.logger.init_args, 0)
+    if run is not None and any(run.glob("events.out.tfevents.*")) and "purge_step" in config.trainer.logger.init_args:
+        config.trainer.logger.init_args.purge_step = 0
 
 
 def _purge_from(args: Namespace, step: int) -> None:
     """TensorBoard drops the folder's earlier events at `step` and later (SummaryWriter's purge_step); the logger
-    writes no second hp_metric."""
+    writes no second hp_metric (Lightning's placeholder, at step 0)."""
     if "purge_step" in args:
         args.purge_step = step
     if "default_hp_metric" in args:

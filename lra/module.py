@@ -95,6 +95,7 @@ class LRAClassifier(L.LightningModule):
             {f"{stage}_acc": MulticlassAccuracy(num_classes, average="micro") for stage in STAGES}
         )
         self.best_val_accuracy = MaxMetric()
+        self.best_val_accuracy.persistent(True)  # kept in checkpoints: a resumed run's val/acc_best goes on from it
 
     def forward(self, batch: Mapping[str, Tensor]) -> Tensor:
         return self.model(batch)
@@ -131,6 +132,11 @@ class LRAClassifier(L.LightningModule):
             return
         self.best_val_accuracy(self.accuracy["val_acc"].compute())
         self.log("val/acc_best", self.best_val_accuracy.compute())
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Checkpoints written before val/acc_best was kept in them load with it unset (as a new run starts)."""
+        for name, value in self.best_val_accuracy.state_dict(prefix="best_val_accuracy.").items():
+            checkpoint["state_dict"].setdefault(name, value)
 
     def configure_optimizers(self) -> dict[str, Any]:
         hparams = self.hparams

@@ -6,27 +6,33 @@ import os
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import pytest
+import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from lra.training.lightning_cli import LRACLI
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 ARGS_WARNING = "args parameter is intended"  # LightningCLI's warning when given args and a command line both
 COMMANDS = ("fit", "validate", "test", "predict", "data", "suite", "sweep", "bench")
 TINY = [
-    "--trainer.max_steps", "12",
-    "--trainer.val_check_interval", "6",
+    "--trainer.max_steps", "16",
+    "--trainer.val_check_interval", "4",
     "--trainer.enable_progress_bar", "false",
     "--trainer.log_every_n_steps", "2",
-    "--data.num_train", "192", "--data.num_val", "40", "--data.num_test", "40",
+    "--data.num_train", "192", "--data.num_val", "40", "--data.num_test", "64",
     "--data.spec.max_depth", "4", "--data.spec.min_length", "5", "--data.spec.max_length", "60",
     "--data.max_length", "64",
     "--data.batch_size", "16",
+    "--data.eval_batches", "4",
     "--data.num_workers", "0",
-    "--data.eval_batches", "2",
+    "--model.lr", "0.01", "--model.warmup_steps", "2",  # a large step: accuracy moves between validations
 ]  # fmt: skip
+VALIDATED_AT = [4, 8, 12, 16]
 
 
 def run(command: str, *args: str, cwd: Path, cache: Path) -> subprocess.CompletedProcess[str]:
@@ -48,14 +54,11 @@ def listed(text: str) -> list[str]:
 
 
 def scalars(log_dir: Path) -> dict[str, list[float]]:
-    """Every scalar in the TensorBoard event files of one run folder, read with tensorboard's reader."""
-    values: dict[str, list[float]] = {}
-    for events in sorted(log_dir.glob("events.out.tfevents.*")):
-        accumulator = EventAccumulator(str(events))
-        accumulator.Reload()
-        for tag in accumulator.Tags()["scalars"]:
-            values.setdefault(tag, []).extend(event.value for event in accumulator.Scalars(tag))
-    return values
+    """Every scalar of one run folder as TensorBoard shows it: tensorboard's reader over all its event files in
+    order (a resumed run's purge of the events it logs again included)."""
+    accumulator = EventAccumulator(str(log_dir))
+    accumulator.Reload()
+    return {tag: [event.value for event in accumulator.Scalars(tag)] for tag in accumulator.Tags()["scalars"]}
 
 
 @pytest.fixture(scope="module")
@@ -66,22 +69,42 @@ def first_fit(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subproces
     return work, result
 
 
+def scored_test_acc(work: Path, config: Path, checkpoint: Path, monkeypatch: pytest.MonkeyPatch) -> float:
+    """`lightning test --config CONFIG --ckpt_path CHECKPOINT` in this process, without logging: its test/acc."""
+    monkeypatch.chdir(work)
+    monkeypatch.setenv("LRA_CACHE_DIR", str(work / "cache"))
+    args = ["test", f"--config={config}", f"--ckpt_path={checkpoint}", "--trainer.logger=false"]
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="LightningCLI's args parameter is intended")  # pytest's sys.argv
+        cli = LRACLI(args=args)
+    return float(cli.trainer.callback_metrics["test/acc"])
+
+
 def test_fit_keeps_best_checkpoint_and_tests_from_it(
-    first_fit: tuple[Path, subprocess.CompletedProcess[str]],
+    first_fit: tuple[Path, subprocess.CompletedProcess[str]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     work, result = first_fit
     run_dir = work / "runs" / "listops" / "version_0"
     best = sorted((run_dir / "checkpoints").glob("best-*.ckpt"))
+    last = run_dir / "checkpoints" / "last.ckpt"
     assert len(best) == 1
-    assert (run_dir / "checkpoints" / "last.ckpt").is_file()
+    assert last.is_file()
     assert (run_dir / "config.yaml").is_file()
     assert f"Loaded model weights from the checkpoint at {best[0].relative_to(work)}" in result.stderr
     assert "test/acc" in result.stdout
     logged = scalars(run_dir)
     assert {"train/loss", "val/acc", "val/acc_best", "test/acc", "test/loss"} <= set(logged)
-    assert len(logged["val/acc"]) == 2  # validated at steps 6 and 12
-    assert 0.0 <= logged["test/acc"][0] <= 1.0
+    assert len(logged["val/acc"]) == len(VALIDATED_AT)
     assert ARGS_WARNING not in result.stderr
+    # The test split was scored from the best-validation weights: the step of the best checkpoint is the one
+    # validation with the highest val/acc, and re-scoring it gives the logged test/acc, which the last weights do not.
+    val_acc = logged["val/acc"]
+    assert val_acc.count(max(val_acc)) == 1
+    best_step = VALIDATED_AT[val_acc.index(max(val_acc))]
+    assert torch.load(best[0], map_location="cpu", weights_only=False)["global_step"] == best_step != VALIDATED_AT[-1]
+    (logged_test_acc,) = logged["test/acc"]
+    assert scored_test_acc(work, run_dir / "config.yaml", best[0], monkeypatch) == logged_test_acc
+    assert scored_test_acc(work, run_dir / "config.yaml", last, monkeypatch) != logged_test_acc
 
 
 def test_second_fit_hits_the_cache(first_fit: tuple[Path, subprocess.CompletedProcess[str]]) -> None:

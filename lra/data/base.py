@@ -98,6 +98,10 @@ class LRADataModule(L.LightningDataModule, abc.ABC):
     endless stream of seeded reshuffled passes (`BatchStream`), as in the reference code; with `eval_batches`
     each validation takes the next `eval_batches` batches of an endless validation stream (the reference's
     fixed number of dev batches), otherwise the whole validation split.
+
+    A resumed run continues both streams exactly: the training stream from the examples its restored optimizer
+    steps drew, the validation stream from its position saved in the checkpoint (`state_dict`). Loaders draw their
+    seeds from their own generator, never from torch's global one, so the dropout draws depend only on the steps.
     """
 
     def __init__(
@@ -124,6 +128,7 @@ class LRADataModule(L.LightningDataModule, abc.ABC):
         self._max_length = max_length
         self._datasets: dict[str, RaggedDataset] = {}
         self._val_stream: BatchStream | None = None
+        self._val_start = 0  # examples of the validation stream drawn before this run (resumed: from the checkpoint)
 
     # What a task defines.
 
@@ -225,10 +230,12 @@ class LRADataModule(L.LightningDataModule, abc.ABC):
         return self._datasets[split]
 
     def train_dataloader(self) -> DataLoader:
-        """The endless training stream, seeded from torch's seed (seed_everything), resumed after the steps done."""
+        """The endless training stream, seeded from torch's seed (seed_everything), resumed after the batches that
+        the restored optimizer steps took (Lightning saves only at optimizer steps)."""
         dataset = self.dataset("train")
-        steps_done = self.trainer.global_step if self.trainer is not None else 0
-        stream = BatchStream(len(dataset), self.batch_size, torch.initial_seed(), start=steps_done * self.batch_size)
+        trainer = self.trainer
+        batches_done = trainer.global_step * trainer.accumulate_grad_batches if trainer is not None else 0
+        stream = BatchStream(len(dataset), self.batch_size, torch.initial_seed(), start=batches_done * self.batch_size)
         return self._loader(dataset, batch_sampler=stream)
 
     def val_dataloader(self) -> DataLoader:
@@ -236,8 +243,20 @@ class LRADataModule(L.LightningDataModule, abc.ABC):
         if self.eval_batches is None:
             return self._loader(dataset, batch_size=self.batch_size)
         if self._val_stream is None:  # one stream for the whole run: each validation takes its next batches
-            self._val_stream = BatchStream(len(dataset), self.batch_size, torch.initial_seed() + 1, self.eval_batches)
+            seed = torch.initial_seed() + 1
+            self._val_stream = BatchStream(len(dataset), self.batch_size, seed, self.eval_batches, self._val_start)
         return self._loader(dataset, batch_sampler=self._val_stream)
+
+    def state_dict(self) -> dict[str, Any]:
+        """What a checkpoint keeps of the data: how far the validation stream has been drawn."""
+        if self.eval_batches is None:
+            return {}
+        return {"val_examples_drawn": self._val_stream.drawn if self._val_stream is not None else self._val_start}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Continue the validation stream where the checkpointed run stood (before any validation of this run)."""
+        self._val_start = int(state_dict.get("val_examples_drawn", 0))
+        self._val_stream = None
 
     def test_dataloader(self) -> DataLoader:
         """Every test example (clean); faithful: a seeded shuffle without the last partial batch, as the reference."""
@@ -262,4 +281,5 @@ class LRADataModule(L.LightningDataModule, abc.ABC):
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
             pin_memory=torch.cuda.is_available(),
+            generator=torch.Generator().manual_seed(torch.initial_seed()),  # workers' seeds: not from the global one
         )

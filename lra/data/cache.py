@@ -79,10 +79,12 @@ def token_dtype(vocab_size: int) -> np.dtype:
 
 @contextlib.contextmanager
 def atomic_folder(final: Path) -> Iterator[Path]:
-    """Yield a temporary sibling of `final` to fill; rename it to `final` on success, delete it on error or Ctrl-C.
+    """Yield a temporary sibling of `final` to fill (its settings.json last); rename it to `final` on success,
+    delete it on error or Ctrl-C.
 
-    If another writer put `final` in place first, its folder is kept and this one is discarded. Temporary folders
-    that a killed run on this machine left behind (its process is gone) are removed first.
+    If another writer put a complete `final` in place first, its folder is kept and this one is discarded; an
+    incomplete one (no settings.json: left by an older, non-atomic writer) is replaced. Temporary folders that a
+    killed run on this machine left behind (its process is gone) are removed first.
     """
     final.parent.mkdir(parents=True, exist_ok=True)
     remove_leftovers(final)
@@ -90,16 +92,36 @@ def atomic_folder(final: Path) -> Iterator[Path]:
     temporary.mkdir()
     try:
         yield temporary
-        try:
-            os.rename(temporary, final)
-        except OSError:
-            if not final.is_dir():
-                raise
+        _put_in_place(temporary, final)
     except KeyboardInterrupt:
         log.warning("interrupted: removing the unfinished %s; the next run builds it from the start", final)
         raise
     finally:
         shutil.rmtree(temporary, ignore_errors=True)
+
+
+_PLACING_ATTEMPTS = 5  # renames tried while other writers move stale folders aside at the same time
+
+
+def _put_in_place(temporary: Path, final: Path) -> None:
+    """Rename `temporary` to `final`; where `final` is taken, keep it if complete, else move it aside and retry."""
+    for _ in range(_PLACING_ATTEMPTS):
+        try:
+            os.rename(temporary, final)
+            return
+        except OSError:
+            if not final.is_dir():
+                raise
+        if is_cached(final):
+            return  # another writer's complete folder
+        stale = final.with_name(f".{final.name}.stale-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+        try:
+            os.rename(final, stale)
+        except FileNotFoundError:
+            continue  # another writer moved it aside first
+        log.warning("%s had no %s (an unfinished build by an older writer): replacing it", final, SETTINGS_FILE)
+        shutil.rmtree(stale, ignore_errors=True)
+    raise OSError(f"could not put {temporary} in place of {final}: other processes keep replacing it")
 
 
 # This machine's name as it appears in temporary folder names (which record host and process id).

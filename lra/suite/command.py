@@ -24,6 +24,7 @@ from lra.suite.config import (
     suite_tasks,
 )
 from lra.suite.report import SuiteResults
+from lra.training.checkpoint import StoppedBySignal
 from lra.training.run import check_config, fit_task
 
 
@@ -140,9 +141,13 @@ def train(task: SuiteTask, out: Path, results: SuiteResults, tasks: Sequence[Sui
 
 
 def main(argv: Sequence[str]) -> int:
-    """`lra suite --config FILE [--set KEY=VALUE ...] [--tasks A,B] [--out DIR]`; user errors exit 1 in one line."""
+    """`lra suite --config FILE [--set KEY=VALUE ...] [--tasks A,B] [--out DIR]`; user errors exit 1 in one line,
+    SIGTERM exits 0 after saving the running task's state."""
     try:
         return run_suite(parse_args(argv))
     except (ValueError, FileNotFoundError) as error:  # config, --set, data: the message names the file or key
         print(f"lra suite: {error}", file=sys.stderr)
         return 1
+    except StoppedBySignal as stopped:  # SIGTERM: the task's state is saved
+        print(f"lra suite: {stopped}. Run the same command to continue from it", file=sys.stderr)
+        return 0

@@ -11,7 +11,8 @@ from lra.overrides import ConfigError, parse_assignments
 from lra.sweep.config import load_sweep_config
 from lra.sweep.export import export_best
 from lra.sweep.objective import SweepObjective
-from lra.sweep.study import build_pruner, build_sampler, build_storage, open_study, run_until
+from lra.sweep.study import TooManyFailures, build_pruner, build_sampler, build_storage, open_study, run_until
+from lra.training.checkpoint import StoppedBySignal
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -44,17 +45,25 @@ def run(args: argparse.Namespace) -> None:
     build_sampler(config, args.seed), build_pruner(config)  # their arguments, checked before the storage is touched
     storage = build_storage(config.storage_url, config)
     study = open_study(config, storage, args.seed)
-    run_until(study, objective, config.n_trials, poll=max(1.0, config.heartbeat.interval / 2))
+    poll = max(1.0, config.heartbeat.interval / 2)
+    run_until(study, objective, config.n_trials, poll, config.max_consecutive_failures)
     if args.export_best:
         export_best(study, objective, args.export_best)
         print(f"lra sweep: wrote the best trial's config to {args.export_best}")
 
 
 def main(argv: list[str]) -> int:
-    """`lra sweep --config FILE ...`; user errors exit 1 in one line."""
+    """`lra sweep --config FILE ...`; user errors and too many failed trials exit 1 in one line; SIGTERM exits 0
+    (the interrupted trial is retried from its checkpoint once its heartbeat is stale)."""
     try:
         run(parse_args(argv))
-    except ConfigError as error:
+    except (ConfigError, TooManyFailures) as error:
         print(f"lra sweep: {error}", file=sys.stderr)
         return 1
+    except StoppedBySignal as stopped:
+        print(
+            f"lra sweep: {stopped}. Run the same command to continue: the trial is retried from that checkpoint "
+            "once its heartbeat is stale (heartbeat.grace_period)",
+            file=sys.stderr,
+        )
     return 0

@@ -14,7 +14,7 @@ SAMPLERS = ("tpe", "random", "cmaes", "qmc", "gp")
 PRUNERS = ("median", "hyperband", "none")
 KEYS = (
     "study_name", "tasks", "suite", "objective", "direction", "n_trials", "set", "trial_set", "task_set",
-    "search_space", "sampler", "pruner", "storage", "heartbeat", "out",
+    "search_space", "sampler", "pruner", "storage", "heartbeat", "max_consecutive_failures", "out",
 )  # fmt: skip
 
 
@@ -65,6 +65,7 @@ class SweepConfig:
     pruner: dict[str, Any] = field(default_factory=lambda: {"name": "median"})
     storage: str | None = None
     heartbeat: Heartbeat = Heartbeat()
+    max_consecutive_failures: int = 3  # a worker stops after this many of its trials in a row failed
     out: Path | None = None
     suite: Path | None = None
 
@@ -192,6 +193,11 @@ def load_sweep_config(path: Path) -> SweepConfig:
         )
     for key, value in heartbeat.items():
         _expect(value, int, f"{where}: heartbeat.{key}", "a non-negative integer (seconds / count)")
+    failures = _expect(
+        raw.get("max_consecutive_failures", 3), int, f"{where}: max_consecutive_failures", "an integer >= 1"
+    )
+    if failures < 1:
+        raise ConfigError(f"{where}: max_consecutive_failures must be >= 1, got {failures}")
     storage = raw.get("storage")
     out = raw.get("out")
     return SweepConfig(
@@ -209,6 +215,7 @@ def load_sweep_config(path: Path) -> SweepConfig:
         pruner=_named(raw.get("pruner"), f"{where}: pruner", "pruner", PRUNERS, {"name": "median"}),
         storage=None if storage is None else _expect(storage, str, f"{where}: storage", "a database URL"),
         heartbeat=Heartbeat(**heartbeat),
+        max_consecutive_failures=failures,
         out=None if out is None else Path(_expect(out, str, f"{where}: out", "a folder")),
         suite=suite,
     )

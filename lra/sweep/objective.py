@@ -9,17 +9,30 @@ from pathlib import Path
 from typing import Any
 
 import optuna
-from lightning.pytorch import LightningModule, Trainer
+import torch
+from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.loggers import TensorBoardLogger
+from optuna.storages import RetryHeartbeatStaleTrialCallback
+from optuna.trial import TrialState
 from optuna_integration import PyTorchLightningPruningCallback
 
 from lra.overrides import ConfigError, apply_overrides, find_task_config, load_yaml_mapping
 from lra.protocol import config_protocol
 from lra.sweep.config import Param, SweepConfig
-from lra.sweep.study import check_not_surplus
+from lra.sweep.study import ERROR, check_not_surplus
 from lra.training.run import check_config, fit_task
 
 MONITOR = "val/acc_best"
+
+
+class FailOnNonFiniteLoss(Callback):
+    """Fails the trial at a validation whose loss is not finite: its weights have diverged (NaN or inf), so its
+    accuracy would mean nothing, and the sampler should see a failure rather than a number."""
+
+    def on_validation_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        loss = trainer.callback_metrics.get("val/loss")
+        if not trainer.sanity_checking and loss is not None and not torch.isfinite(loss):
+            raise FloatingPointError(f"val/loss is {float(loss)} at step {trainer.global_step}: the trial diverged")
 
 
 class StepPruningCallback(PyTorchLightningPruningCallback):
@@ -62,6 +75,14 @@ def suggest(trial: optuna.Trial, param: Param) -> Any:
     return trial.suggest_float(param.key, param.low, param.high, step=param.step, log=param.log)
 
 
+def first_attempt(trial: optuna.Trial) -> int:
+    """The number of the trial whose worker died and which this one retries (Optuna's heartbeat retry), else its own."""
+    running = trial.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    frozen = next(t for t in running if t.number == trial.number)
+    original = RetryHeartbeatStaleTrialCallback.retried_trial_number(frozen)
+    return trial.number if original is None else original
+
+
 class SweepObjective:
     """objective(trial) for study.optimize: trains the tasks in order with the sampled values; test is never scored."""
 
@@ -102,10 +123,12 @@ class SweepObjective:
                 check_config(self.task_config(task, {param.key: value}), where)
 
     def __call__(self, trial: optuna.Trial) -> float:
+        """Train the trial's tasks; a trial retried after its worker died continues in the first attempt's folder from
+        its checkpoints. An error (or a diverged loss) is kept in the user attribute `error` and fails the trial."""
         config = self.config
         check_not_surplus(trial, config.n_trials)
         params = {param.key: suggest(trial, param) for param in config.search_space}
-        trial_dir = config.out_dir / f"trial_{trial.number:04d}"
+        trial_dir = config.out_dir / f"trial_{first_attempt(trial):04d}"
         trial.set_user_attr("tensorboard", str(trial_dir))
         trial.set_user_attr("protocol", self.protocol(params))
         accuracies: dict[str, float] = {}
@@ -117,7 +140,8 @@ class SweepObjective:
                 done = list(accuracies.values())
                 score = self._running_score(done)
                 pruning = StepPruningCallback(trial, offset, score)
-                run = fit_task(name, task_config, trial_dir / name, test=False, callbacks=[pruning], resume=False)
+                callbacks = [FailOnNonFiniteLoss(), pruning]
+                run = fit_task(name, task_config, trial_dir / name, test=False, callbacks=callbacks, resume=True)
                 accuracies[name] = run.best_val_acc
                 trial.set_user_attr(f"val_acc/{name}", run.best_val_acc)
                 trial.set_user_attr(f"tensorboard/{name}", run.log_dir)
@@ -129,6 +153,9 @@ class SweepObjective:
                         raise optuna.TrialPruned(f"trial {trial.number} pruned after {name}")
         except optuna.TrialPruned:
             self._log_hparams(trial_dir, {**params, "protocol": self.protocol(params)}, accuracies, None)
+            raise
+        except Exception as error:
+            trial.set_user_attr(ERROR, f"{type(error).__name__}: {error}")
             raise
         value = self._objective(accuracies)
         self._log_hparams(trial_dir, {**params, "protocol": self.protocol(params)}, accuracies, value)

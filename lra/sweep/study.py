@@ -15,7 +15,7 @@ import optuna
 import sqlalchemy.exc
 from optuna.exceptions import ExperimentalWarning
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback, fail_stale_trials
-from optuna.trial import TrialState
+from optuna.trial import FrozenTrial, TrialState
 
 from lra.overrides import ConfigError
 from lra.sweep.config import SweepConfig
@@ -42,8 +42,34 @@ PENDING = (TrialState.RUNNING, TrialState.WAITING)
 SCHEMA_RACE_PAUSES = (0.5, 1.0, 1.5, 2.0)  # seconds between tries while another worker creates the tables
 
 
+ERROR = "error"  # the user attribute holding why a trial failed
+
+
 class SurplusTrialError(RuntimeError):
     """Raised inside a trial that another worker's simultaneous start made one too many; it is failed unrun."""
+
+
+class TooManyFailures(RuntimeError):
+    """This worker's last trials all failed: a cause that more trials will not fix (the message names the last)."""
+
+
+class ConsecutiveFailures:
+    """Optuna callback: counts the trials in a row that failed with an error in this worker; at `limit`, stops it."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.count = 0
+
+    def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        if trial.state in FINISHED:
+            self.count = 0
+        elif trial.state == TrialState.FAIL and ERROR in trial.user_attrs:  # not a surplus trial failed unrun
+            self.count += 1
+            if self.count >= self.limit:
+                raise TooManyFailures(
+                    f"{self.count} trials in a row failed; the last, trial {trial.number}: {trial.user_attrs[ERROR]}. "
+                    "This worker stops; once the cause is fixed, the same command continues the study"
+                )
 
 
 def _construct(kind: str, classes: dict[str, type], spec: dict[str, Any], where: str, **extra: Any) -> Any:
@@ -165,12 +191,21 @@ def check_not_surplus(trial: optuna.Trial, n_trials: int) -> None:
         raise SurplusTrialError(f"trial {trial.number}: {earlier} earlier trials already cover n_trials={n_trials}")
 
 
-def run_until(study: optuna.Study, objective: Callable[[optuna.Trial], float], n_trials: int, poll: float) -> None:
+def run_until(
+    study: optuna.Study,
+    objective: Callable[[optuna.Trial], float],
+    n_trials: int,
+    poll: float,
+    max_consecutive_failures: int,
+) -> None:
     """Run trials until the study holds `n_trials` finished ones, across every worker on the storage.
 
     Stale trials (a worker killed mid-trial) are failed through the heartbeat and retried; while other
-    workers' trials would complete the count, this worker waits for them instead of over-shooting.
+    workers' trials would complete the count, this worker waits for them instead of over-shooting. A trial that
+    raises is failed (its error in the user attribute `error`, the traceback in the log) and the worker goes on,
+    unless `max_consecutive_failures` of its trials in a row failed: then TooManyFailures.
     """
+    failures = ConsecutiveFailures(max_consecutive_failures)
     while True:
         fail_stale_trials(study)
         finished = count(study, FINISHED)
@@ -181,4 +216,4 @@ def run_until(study: optuna.Study, objective: Callable[[optuna.Trial], float], n
         if waiting == 0 and finished + count(study, (TrialState.RUNNING,)) >= n_trials:
             time.sleep(poll)  # others are running the last trials; take over any that go stale
             continue
-        study.optimize(objective, n_trials=1, catch=(SurplusTrialError,))
+        study.optimize(objective, n_trials=1, catch=(Exception,), callbacks=[failures])

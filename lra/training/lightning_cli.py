@@ -10,12 +10,16 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
+from lightning.pytorch import Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import ArgsType, LightningArgumentParser, LightningCLI
+from lightning.pytorch.plugins.io import CheckpointIO
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from lra.data import LRADataModule
 from lra.module import LRAClassifier
-from lra.training.checkpoint import SelectionCheckpoint
+from lra.training.checkpoint import AtomicCheckpointIO, SelectionCheckpoint, StoppedBySignal
+from lra.training.resume import Resumed, ResumeError, RunRecord, flat_config, prepare_resume
 
 LINKED_FROM_DATA = ("vocab_size", "num_classes", "max_length", "two_tower", "protocol")
 HALF_PRECISIONS = ("16-mixed", "16", "16-true")
@@ -25,10 +29,13 @@ log = logging.getLogger("lra.training")
 class LRACLI(LightningCLI):
     """LightningCLI over LRAClassifier and any LRADataModule, with sizes linked from the data.
 
-    Adds a best-validation checkpoint (`--checkpoint.*`, written only after `checkpoint.select_after` of the run)
-    and, after `fit`, scores the test split from that best checkpoint, or from the last weights when none was
-    written (`--test_after_fit false` turns it off); its metrics are kept in `test_metrics`. fp16 precision
-    (protocol 2's) falls back to fp32 where there is no CUDA device.
+    Adds the run's checkpoints (`--checkpoint.*`: the best-validation one, written only after
+    `checkpoint.select_after` of the run, and last.ckpt every `checkpoint.every_n_train_steps`, at validations and
+    on SIGTERM; all written atomically) and, after `fit`, scores the test split from that best checkpoint, or from
+    the last weights when none was written (`--test_after_fit false` turns it off); its metrics are kept in
+    `test_metrics`. `fit --ckpt_path last|PATH` resumes a run exactly, in its own folder (lra.training.resume), and
+    refuses a changed config unless `--allow_config_change true`. fp16 precision (protocol 2's) falls back to fp32
+    where there is no CUDA device.
     `trainer_defaults` and `parser_kwargs` are LightningCLI's (the suite and sweeps add callbacks through them).
     """
 
@@ -40,17 +47,23 @@ class LRACLI(LightningCLI):
         parser_kwargs: dict[str, Any] | None = None,
     ) -> None:
         self.test_metrics: dict[str, float] = {}
-        super().__init__(
-            LRAClassifier,
-            LRADataModule,
-            subclass_mode_data=True,
-            auto_configure_optimizers=False,
-            save_config_kwargs={"overwrite": True},
-            trainer_defaults=trainer_defaults,
-            parser_kwargs=parser_kwargs,
-            args=args,
-            run=run,
-        )
+        self.resumed: Resumed | None = None
+        try:
+            super().__init__(
+                LRAClassifier,
+                LRADataModule,
+                subclass_mode_data=True,
+                auto_configure_optimizers=False,
+                save_config_kwargs={"overwrite": True},
+                trainer_defaults=trainer_defaults,
+                parser_kwargs=parser_kwargs,
+                args=args,
+                run=run,
+            )
+        except SIGTERMException as stop:  # Lightning stopped at the end of a step, saved (SelectionCheckpoint)
+            checkpoint = self.trainer.checkpoint_callback
+            saved = checkpoint.last_model_path if isinstance(checkpoint, ModelCheckpoint) else ""
+            raise StoppedBySignal(saved, self.trainer.global_step) from stop
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         for name in LINKED_FROM_DATA:
@@ -71,10 +84,33 @@ class LRACLI(LightningCLI):
             default=True,
             help="After fit, score the test split from the best-validation checkpoint.",
         )
+        parser.add_argument(
+            "--allow_config_change",
+            type=bool,
+            default=False,
+            help="fit --ckpt_path: resume the run even though its config differs from the one it was started with.",
+        )
+
+    def _parse_ckpt_path(self) -> None:
+        """LightningCLI puts a `--ckpt_path` checkpoint's model hyperparameters over the config given; not for `fit`,
+        whose resume compares the config given with the checkpoint's (a changed one is refused, not overridden)."""
+        if self.config.get("subcommand") != "fit":
+            super()._parse_ckpt_path()
 
     def before_instantiate_classes(self) -> None:
-        """fp16 autocast (the task configs' `16-mixed`, as protocol 2) needs CUDA; elsewhere the run uses fp32."""
+        """fp16 falls back to fp32 without CUDA; a fit's checkpoint to resume from is settled (and checked), and
+        every checkpoint it writes will record its config."""
         config = self.config.get(self.subcommand, self.config) if self.subcommand else self.config
+        self._fall_back_to_fp32(config)
+        if self.subcommand == "fit":
+            self.resumed = prepare_resume(config)
+            callbacks = self.trainer_defaults.get("callbacks", [])
+            callbacks = callbacks if isinstance(callbacks, list) else [callbacks]
+            self.trainer_defaults = {**self.trainer_defaults, "callbacks": [*callbacks, RunRecord(flat_config(config))]}
+
+    @staticmethod
+    def _fall_back_to_fp32(config: Any) -> None:
+        """fp16 autocast (the task configs' `16-mixed`, as protocol 2) needs CUDA; elsewhere the run uses fp32."""
         trainer = config.get("trainer")
         if trainer is None or str(trainer.get("precision")) not in HALF_PRECISIONS:
             return
@@ -83,6 +119,14 @@ class LRACLI(LightningCLI):
             return
         log.info("trainer.precision %s needs a CUDA device; training in fp32 (32-true) here", trainer.get("precision"))
         trainer["precision"] = "32-true"
+
+    def instantiate_trainer(self, **kwargs: Any) -> Trainer:
+        """The Trainer, its checkpoints written atomically (AtomicCheckpointIO) unless a checkpoint IO is configured."""
+        plugins = self._get(self.config_init, "trainer", default={}).get("plugins") or []
+        plugins = plugins if isinstance(plugins, list) else [plugins]
+        if not any(isinstance(plugin, CheckpointIO) for plugin in plugins):
+            plugins = [*plugins, AtomicCheckpointIO()]
+        return super().instantiate_trainer(**{"plugins": plugins, **kwargs})
 
     def before_fit(self) -> None:
         """A run shorter than one validation interval validates once, at its last step, so it has a best checkpoint."""
@@ -120,5 +164,17 @@ def run_command(argv: Sequence[str] | None = None) -> int:
     as well, it warns that both were given (a guard meant for calls from Python).
     """
     args = None if argv is None or list(argv) == sys.argv[1:] else list(argv)
-    LRACLI(args=args)
+    words = list(sys.argv[1:] if argv is None else argv)
+    subcommand = words[0] if words else "lightning"
+    try:
+        LRACLI(args=args)
+    except ResumeError as error:
+        print(f"{subcommand}: {error}", file=sys.stderr)
+        return 1
+    except StoppedBySignal as stopped:
+        print(
+            f"{subcommand}: {stopped}. To continue, run the same command with --ckpt_path {stopped.checkpoint} "
+            "(or --ckpt_path last)",
+            file=sys.stderr,
+        )
     return 0

@@ -96,12 +96,12 @@ def fit_task(
 ) -> TaskRun:
     """Fit `config` logging into `log_dir`; with `test`, score the test split from the best-validation checkpoint.
 
-    With `resume`, a run that stopped part-way continues from log_dir/checkpoints/last.ckpt.
+    With `resume`, a run that stopped part-way continues exactly from its newest readable checkpoint in
+    log_dir/checkpoints (last.ckpt), as `fit --ckpt_path last` does; a changed config is a ResumeError.
     """
     args = _args(with_log_dir(config, log_dir))
-    last = log_dir / "checkpoints" / "last.ckpt"
-    if resume and last.is_file():
-        args.append(f"--ckpt_path={last}")
+    if resume:
+        args.append("--ckpt_path=last")
     start = time.perf_counter()
     cli = _cli(["fit", *args, f"--test_after_fit={str(test).lower()}"], trainer_defaults={"callbacks": list(callbacks)})
     checkpoint = cli.trainer.checkpoint_callback

@@ -23,7 +23,7 @@ TINY_LISTOPS = {
     "data.eval_batches": 2,
     "model.dim": 16,
     "model.ffn_dim": 32,
-    "model.warmup_steps": 1,
+    "model.warmup_steps": 2,  # OneCycleLR cannot warm up over one step (it divides by zero)
 }
 TINY_BUDGET = {
     "trainer.max_steps": 6,

@@ -1,4 +1,5 @@
-"""A worker killed (SIGKILL) in the middle of a trial loses nothing: re-running the command retries that trial.
+"""A worker killed (SIGKILL) in the middle of a trial loses nothing: re-running the command retries that trial, from
+the killed trial's checkpoint, to the numbers of a run that was never interrupted.
 
 On SQLite under the test's folder always; on PostgreSQL too when LRA_TEST_POSTGRES_URL is set (CI).
 """
@@ -10,10 +11,12 @@ from pathlib import Path
 
 import optuna
 import pytest
+import torch
 from lra_fixtures.sweep_workers import (
     finish,
     has_events,
     kill_worker,
+    log_of,
     postgres_study,
     start_sweep,
     tail,
@@ -23,6 +26,7 @@ from lra_fixtures.sweep_workers import (
 from lra_fixtures.sweeps import write_sweep
 from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.trial import FrozenTrial, TrialState
+from test_cli import scalars
 
 pytestmark = pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")  # retried_trial_number
 N_TRIALS = 2
@@ -80,8 +84,47 @@ def test_a_killed_worker_s_trial_is_retried_and_the_rerun_completes_the_study(
     assert RetryHeartbeatStaleTrialCallback.retry_history(retry) == [killed.number]
     assert retry.state == TrialState.COMPLETE and retry.number > killed.number
     assert retry.params == killed.params
-    # The retry logged into its own run folder, not the killed trial's (whose user attributes it was copied with).
+    # The retry continued the killed trial's run, in its folder: one run folder per trial that was started anew.
     folders = trial_folders(machine, name)
-    assert retry.user_attrs["tensorboard"] == f"runs/sweeps/{name}/trial_{retry.number:04d}"
-    assert has_events(folders[retry.number])
-    assert sorted(folders) == sorted([killed.number] + [t.number for t in states[TrialState.COMPLETE]])
+    assert retry.user_attrs["tensorboard"] == f"runs/sweeps/{name}/trial_{killed.number:04d}"
+    assert has_events(folders[killed.number]) and retry.number not in folders
+    assert sorted(folders) == sorted([killed.number] + [t.number for t in states[TrialState.COMPLETE] if t != retry])
+    last = folders[killed.number] / "listops" / "checkpoints" / "last.ckpt"
+    assert torch.load(last, map_location="cpu", weights_only=False)["global_step"] == 12
+
+
+def test_a_trial_killed_part_way_is_retried_from_its_checkpoint_to_the_numbers_of_an_uninterrupted_run(
+    work: Path,
+) -> None:
+    """SQLite; the same first trial (seeded sampler) run without interruption in a twin study for comparison."""
+    config = write_sweep(work)
+    command = ("--config", str(config), "--storage", "sqlite:///study.db", "--n-trials", "1", "--set", STEPS)
+    twin, machine = work / "twin", work / "machine"
+    twin.mkdir()
+    machine.mkdir()
+    assert finish(start_sweep(work, twin, *command)) == 0, tail(twin)
+
+    checkpoint = machine / "runs" / "sweeps" / "tiny" / "trial_0000" / "listops" / "checkpoints" / "last.ckpt"
+    worker = start_sweep(work, machine, *command)
+    try:
+        wait_for(checkpoint.is_file, 120, "the trial's first checkpoint", interval=0.02)
+    finally:
+        kill_worker(worker)
+    killed_at = torch.load(checkpoint, map_location="cpu", weights_only=False)["global_step"]
+    assert killed_at < 12, "the kill came after the trial had finished"
+    assert finish(start_sweep(work, machine, *command)) == 0, tail(machine)
+    assert f"resuming runs/sweeps/tiny/trial_0000/listops from step {killed_at}" in log_of(machine)
+
+    study, reference = (
+        optuna.load_study(study_name="tiny", storage=f"sqlite:///{folder}/study.db") for folder in (machine, twin)
+    )
+    assert [t.state for t in study.trials] == [TrialState.FAIL, TrialState.COMPLETE]
+    assert study.trials[1].params == reference.trials[0].params
+    assert study.trials[1].value == reference.trials[0].value
+    runs = [folder / "runs" / "sweeps" / "tiny" / "trial_0000" / "listops" for folder in (machine, twin)]
+    weights, twin_weights = (
+        torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)["state_dict"]
+        for run in runs
+    )
+    assert all(torch.equal(weights[key], value) for key, value in twin_weights.items())
+    assert scalars(runs[0]) == scalars(runs[1])

@@ -100,6 +100,44 @@ def test_kwargs_of_an_attention_not_in_use_are_left_out_with_a_warning() -> None
         assert kwargs_per_layer(["softmax", "softmax"], {"alpha": 3.0, "beta": 0.5}) == [{"dropout": 0.0}] * 2
 
 
+TEMPERED = "lra_fixtures.attentions:TemperedLinear"
+
+
+def test_a_users_attention_by_import_path_in_a_hybrid_gets_its_own_options() -> None:
+    from lra_fixtures.attentions import TemperedLinear
+
+    model = make_model([TEMPERED, "nala"], temperature=2.0, alpha=2.5)
+    first, second = (block.attention for block in model.encoder.blocks)
+    assert type(first) is TemperedLinear and first.feature_q.temperature == 2.0
+    assert type(second) is ATTENTIONS["nala"] and second.alpha == 2.5
+    assert kwargs_per_layer([TEMPERED, "softmax"], {"temperature": 2.0}, 0.1) == [
+        {"temperature": 2.0},
+        {"dropout": 0.1},
+    ]
+
+
+def test_a_users_options_are_errors_or_warnings_like_ours() -> None:
+    with pytest.raises(ValueError) as err:
+        kwargs_per_layer([TEMPERED], {"temprature": 2.0})
+    assert str(err.value) == (
+        "model.attention_kwargs: ['temprature'] not accepted by any attention; accepted here: "
+        f"{{'{TEMPERED}': ['eps', 'temperature']}}"
+    )
+    with pytest.warns(UserWarning, match=r"\['alpha'\] are not used: no layer's attention \(\['lra_fixtures"):
+        assert kwargs_per_layer([TEMPERED], {"alpha": 3.0}) == [{}]
+
+
+def test_a_bad_import_path_in_model_attention_names_the_key() -> None:
+    with pytest.raises(ValueError) as err:
+        attention_per_layer(["nala", "lra_fixtures.attentions:OtherNames"], 2)
+    assert str(err.value) == (
+        "model.attention: attention 'lra_fixtures.attentions:OtherNames': its constructor must start with "
+        "(dim, heads, ...), got (d_model, n_heads)"
+    )
+    with pytest.raises(ValueError, match=r"unknown attention \['nalla'\]; known: .*\(or a class by import path"):
+        attention_per_layer(["nalla", TEMPERED], 2)
+
+
 def test_two_tower_classifies_the_four_way_combination_with_one_shared_encoder() -> None:
     model = make_model("softmax", two_tower=True)
     a, b = torch.randint(1, 16, (2, 3, 24))

@@ -1,9 +1,13 @@
 """Bring your own attention, end to end: the README's example copied into a temporary package (used by import path)
 and into a tiny distribution installed into a temporary folder (used by its `lra.attentions` entry point), both
-through `lightning fit`, a 2-trial `lra sweep` over the example's option and `lra check attention`."""
+through `lightning fit`, a 2-trial `lra sweep` over the example's option and `lra check attention`; and a suite that
+sets the encoder to it."""
 
 from __future__ import annotations
 
+import contextlib
+import io
+import json
 import os
 import re
 import shutil
@@ -20,6 +24,7 @@ from lra_fixtures.sweeps import TINY_LISTOPS, sweep_env, write_sweep
 from test_cli import BIN, REPO, TINY
 
 from lra.module import LRAClassifier
+from lra.suite.command import main as suite_main
 
 PATH = "mypkg.layers:SoftplusAttention"  # the README's example by import path
 ENTRY = "softplus"  # ... and by the entry point the tiny distribution registers
@@ -150,3 +155,21 @@ def test_the_checker_passes_the_readme_example(user_code: UserCode, tmp_path: Pa
     assert "all 10 checks passed" in lines  # the quadratic reference comes from the feature map alone
     assert re.search(r"^linear vs quadratic +pass", result.stdout, re.MULTILINE)
     assert re.search(r"^ +64 +\d", result.stdout, re.MULTILINE)  # the speed line's row
+
+
+def test_a_suite_sets_its_encoder_to_the_users_attention(user_code: UserCode, importable: None, tmp_path: Path) -> None:
+    listops = {f"data.{key}": value for key, value in (("num_train", 64), ("num_val", 32), ("num_test", 32))}
+    shared = {**TINY_LISTOPS, **listops, "model.depth": 1, "data.cache_dir": str(tmp_path.parent / "shared-cache")}
+    budget = {"trainer.max_steps": 4, "trainer.val_check_interval": 2, "trainer.enable_progress_bar": False}
+    config = tmp_path / "suite.yaml"
+    config.write_text(yaml.safe_dump({"tasks": ["listops"], "set": {**shared, **budget}}))
+    out, err = io.StringIO(), io.StringIO()
+    argv = ["--config", str(config), "--out", str(tmp_path / "out"), "--set", f"model.attention={ENTRY}"]
+    argv += ["--set", "model.attention_kwargs={power: 1.5}", "--set", "model.warmup_steps=2"]
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        assert suite_main(argv) == 0, err.getvalue()[-3000:]
+    record = json.loads((tmp_path / "out" / "results.json").read_text())["tasks"]["listops"]
+    assert record["attention"] == f"{ENTRY} {{power: 1.5}}" and 0.0 <= record["test_acc"] <= 1.0
+    loaded = LRAClassifier.load_from_checkpoint(record["best_checkpoint"], map_location="cpu")
+    (block,) = loaded.model.encoder.blocks
+    assert type(block.attention).__module__ == "byo_attentions.layers" and block.attention.feature_q.power == 1.5

@@ -1,9 +1,11 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 import torch
+from lra_fixtures.attentions import install_entry_points
 
 from lra.attention import ATTENTIONS
 from lra.model import Encoder, LRAModel, attention_per_layer, kwargs_per_layer, sinusoidal_table
@@ -125,6 +127,23 @@ def test_a_users_options_are_errors_or_warnings_like_ours() -> None:
     )
     with pytest.warns(UserWarning, match=r"\['alpha'\] are not used: no layer's attention \(\['lra_fixtures"):
         assert kwargs_per_layer([TEMPERED], {"alpha": 3.0}) == [{}]
+
+
+def test_options_of_an_installed_attention_not_in_use_are_a_warning(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    install_entry_points(tmp_path, "user_attentions", {"tempered": TEMPERED, "broken": "no_such_module:Attn"})
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.warns(UserWarning, match=r"\['temperature'\] are not used: no layer's attention \(\['softmax'\]\)"):
+        assert kwargs_per_layer(["softmax"], {"temperature": 2.0}) == [{"dropout": 0.0}]
+    with pytest.raises(
+        ValueError, match=r"\['temprature'\] not accepted by any attention"
+    ):  # the broken one: no options
+        kwargs_per_layer(["softmax"], {"temprature": 2.0})
+    assert [type(block.attention).__name__ for block in make_model(["tempered", "nala"]).encoder.blocks] == [
+        "TemperedLinear",
+        "NaLaAttention",
+    ]
 
 
 def test_a_bad_import_path_in_model_attention_names_the_key() -> None:

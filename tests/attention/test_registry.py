@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from lra_fixtures.attentions import install_entry_points
 
 from lra.attention import (
     ATTENTIONS,
-    ENTRY_POINT_GROUP,
     Attention,
     CosFormerAttention,
     HedgehogAttention,
@@ -198,15 +198,6 @@ def test_a_module_that_fails_to_import_names_its_error(tmp_path: Path, monkeypat
     assert str(err.value) == (
         "attention 'broken_layers:Attn': importing 'broken_layers' failed with RuntimeError: bad weights file"
     )
-
-
-def install_entry_points(site: Path, dist: str, entries: dict[str, str]) -> None:
-    """A minimal installed distribution in `site` (what pip writes): its dist-info with an entry_points.txt."""
-    info = site / f"{dist}-0.1.dist-info"
-    info.mkdir(parents=True)
-    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 0.1\n")
-    lines = "".join(f"{name} = {value}\n" for name, value in entries.items())
-    (info / "entry_points.txt").write_text(f"[{ENTRY_POINT_GROUP}]\n{lines}")
 
 
 @pytest.mark.filterwarnings("ignore:entry point softmax")  # asserted once, inside the test

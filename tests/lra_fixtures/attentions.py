@@ -1,15 +1,17 @@
-"""Attentions written the way a user would, outside lra.attention: one that follows the contract with a typed option,
-and broken ones, each with one mistake that quietly ruins LRA numbers and that the conformance kit must catch."""
+"""Attentions written the way a user would, outside lra.attention: ones that follow the contract with a typed option,
+broken ones, each with one mistake that quietly ruins LRA numbers and that the conformance kit must catch, and classes
+that break the contract; plus `install_entry_points`, a minimal installed distribution registering names."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from lra.attention import Attention, FeatureMap, KernelAttention
+from lra.attention import ENTRY_POINT_GROUP, Attention, FeatureMap, KernelAttention
 from lra.attention.ops import quadratic_attention
 
 
@@ -173,3 +175,12 @@ class NeedsRank(nn.Module):
 
     def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
         return self.proj(x)
+
+
+def install_entry_points(site: Path, dist: str, entries: dict[str, str]) -> None:
+    """A minimal installed distribution in `site` (what pip writes): its dist-info with an entry_points.txt."""
+    info = site / f"{dist}-0.1.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 0.1\n")
+    lines = "".join(f"{name} = {value}\n" for name, value in entries.items())
+    (info / "entry_points.txt").write_text(f"[{ENTRY_POINT_GROUP}]\n{lines}")

@@ -1,5 +1,5 @@
 """The entry points: `lightning fit|validate|test|predict` and `lra` (those four, plus `data`, `suite`, `sweep`,
-`bench`). Each command lives in its own module, imported only when it runs; logging is set up here, once."""
+`bench`, `check`). Each command lives in its own module, imported only when it runs; logging is set up here, once."""
 
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ COMMANDS = {
     "suite": Command("lra.suite.command:main", "train the tasks of a suite file and report the LRA average"),
     "sweep": Command("lra.sweep.command:main", "run or continue an Optuna study described by a sweep file"),
     "bench": Command("lra.bench:main", "benchmarks that measure side by side in one run and print ratios"),
+    "check": Command("lra.check:main", "checks before training: `lra check attention` runs the conformance kit"),
 }
 
 

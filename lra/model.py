@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import warnings
 from collections.abc import Mapping, Sequence
@@ -10,7 +11,16 @@ from typing import Any, Literal
 import torch
 from torch import Tensor, nn
 
-from lra.attention import ATTENTIONS, Attention, accepted_kwargs, build_attention
+from lra.attention import (
+    ATTENTIONS,
+    EXAMPLE_PATH,
+    accepted_kwargs,
+    build_attention,
+    import_class,
+    installed_attentions,
+    known_attentions,
+    resolve_attention,
+)
 from lra.protocol import Protocol, check_protocol, padded_length
 
 Pooling = Literal["mean", "cls"]
@@ -18,7 +28,11 @@ Position = Literal["learned", "sinusoidal", "none"]
 
 
 def attention_per_layer(attention: str | Sequence[str], depth: int) -> list[str]:
-    """One attention name per layer: a single name is repeated, a list must have `depth` entries."""
+    """One attention per layer: a single one is repeated, a list must have `depth` entries.
+
+    Each is a built-in name, a class by import path ("package.module:Class") or a name an installed package
+    registers (lra.attention.resolve_attention); each must resolve to a class that follows the contract.
+    """
     if depth < 1:
         raise ValueError(f"model.depth must be >= 1, got {depth}")
     names = [attention] * depth if isinstance(attention, str) else list(attention)
@@ -27,9 +41,18 @@ def attention_per_layer(attention: str | Sequence[str], depth: int) -> list[str]
             f"model.attention lists {len(names)} attentions ({names}) but model.depth is {depth}: "
             "give one name per layer, or a single name for all layers"
         )
-    unknown = sorted({name for name in names if name not in ATTENTIONS})
+    plain = {name for name in names if name not in ATTENTIONS and ":" not in name}
+    unknown = sorted(plain - set(installed_attentions())) if plain else []
     if unknown:
-        raise ValueError(f"model.attention: unknown attention {unknown}; known: {sorted(ATTENTIONS)}")
+        raise ValueError(
+            f"model.attention: unknown attention {unknown}; known: {known_attentions()} "
+            f"(or a class by import path, e.g. {EXAMPLE_PATH!r})"
+        )
+    for name in dict.fromkeys(names):
+        try:
+            resolve_attention(name)
+        except ValueError as error:
+            raise ValueError(f"model.attention: {error}") from error
     return names
 
 
@@ -38,14 +61,18 @@ def kwargs_per_layer(
 ) -> list[dict[str, Any]]:
     """Give each layer the attention_kwargs its attention accepts.
 
-    In a hybrid (e.g. nala then softmax) `{alpha: 3.0}` reaches the NaLa layers only. A key that no registered
-    attention accepts is an error (a typo); one that only attentions not in use accept (NaLa's alpha with
-    `attention: softmax`) is left out with a warning, so switching the attention of a task config just works.
+    In a hybrid (e.g. nala then softmax) `{alpha: 3.0}` reaches the NaLa layers only. A key that no attention
+    accepts (built-in, in use, or installed) is an error (a typo); one that only attentions not in use accept
+    (NaLa's alpha with `attention: softmax`) is left out with a warning, so switching the attention of a task
+    config just works. A user's class (by import path or entry point) is checked the same way, by the keyword
+    arguments of its constructor.
     `attention_dropout` becomes the `dropout` of every attention that forms attention probabilities (takes one),
     unless attention_kwargs sets `dropout` itself.
     """
-    accepted = {name: set(accepted_kwargs(ATTENTIONS[name])) for name in names}
-    known = {key for cls in ATTENTIONS.values() for key in accepted_kwargs(cls)}
+    accepted = {name: set(accepted_kwargs(resolve_attention(name))) for name in names}
+    known = set().union(*accepted.values(), *(accepted_kwargs(cls) for cls in ATTENTIONS.values()))
+    if set(attention_kwargs) - known:
+        known |= installed_kwargs()
     unknown = sorted(set(attention_kwargs) - known)
     if unknown:
         options = {name: sorted(keys) for name, keys in accepted.items()}
@@ -61,6 +88,15 @@ def kwargs_per_layer(
         defaults = {"dropout": attention_dropout} if "dropout" in accepted[name] else {}
         layers.append(defaults | {key: value for key, value in attention_kwargs.items() if key in accepted[name]})
     return layers
+
+
+def installed_kwargs() -> set[str]:
+    """The options of the attentions installed packages register; one that does not import counts for none."""
+    keys: set[str] = set()
+    for name, path in installed_attentions().items():
+        with contextlib.suppress(ValueError):
+            keys.update(accepted_kwargs(import_class(path, name)))
+    return keys
 
 
 def sinusoidal_table(length: int, dim: int) -> Tensor:
@@ -117,7 +153,7 @@ class Embedding(nn.Module):
 class EncoderBlock(nn.Module):
     """Pre-norm transformer block: x + attention(LN(x)), then x + FFN(LN(x))."""
 
-    def __init__(self, attention: Attention, dim: int, ffn_dim: int, dropout: float) -> None:
+    def __init__(self, attention: nn.Module, dim: int, ffn_dim: int, dropout: float) -> None:
         super().__init__()
         self.attention_norm = nn.LayerNorm(dim)
         self.attention = attention

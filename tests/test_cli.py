@@ -18,7 +18,7 @@ from lra.training.lightning_cli import LRACLI
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 ARGS_WARNING = "args parameter is intended"  # LightningCLI's warning when given args and a command line both
-COMMANDS = ("fit", "validate", "test", "predict", "data", "suite", "sweep", "bench")
+COMMANDS = ("fit", "validate", "test", "predict", "data", "suite", "sweep", "bench", "check")
 TINY = [
     "--trainer.max_steps", "16",
     "--trainer.val_check_interval", "4",
@@ -138,7 +138,7 @@ def test_python_m_lra_fits_like_the_lra_command(
 def test_help_lists_every_command(tmp_path: Path, command: str) -> None:
     result = run(command, "--help", cwd=tmp_path, cache=tmp_path / "cache")
     assert result.returncode == 0, result.stderr
-    assert result.stdout.startswith("usage: lra {fit,validate,test,predict,data,suite,sweep,bench} ...")
+    assert result.stdout.startswith("usage: lra {fit,validate,test,predict,data,suite,sweep,bench,check} ...")
     assert listed(result.stdout) == list(COMMANDS)
     assert result.stderr == ""
 
@@ -148,6 +148,7 @@ def test_help_lists_every_command(tmp_path: Path, command: str) -> None:
     [
         (["data", "--help"], ["generate", "prepare", "verify"]),
         (["bench", "-h"], ["attention", "listops", "pathfinder", "train"]),
+        (["check", "--help"], ["attention"]),
     ],
 )
 def test_command_groups_list_their_commands(tmp_path: Path, argv: list[str], commands: list[str]) -> None:

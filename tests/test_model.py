@@ -1,9 +1,11 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 import torch
+from lra_fixtures.attentions import install_entry_points
 
 from lra.attention import ATTENTIONS
 from lra.model import Encoder, LRAModel, attention_per_layer, kwargs_per_layer, sinusoidal_table
@@ -98,6 +100,61 @@ def test_kwarg_no_attention_accepts_is_an_error() -> None:
 def test_kwargs_of_an_attention_not_in_use_are_left_out_with_a_warning() -> None:
     with pytest.warns(UserWarning, match=r"\['alpha', 'beta'\] are not used: no layer's attention \(\['softmax'\]\)"):
         assert kwargs_per_layer(["softmax", "softmax"], {"alpha": 3.0, "beta": 0.5}) == [{"dropout": 0.0}] * 2
+
+
+TEMPERED = "lra_fixtures.attentions:TemperedLinear"
+
+
+def test_a_users_attention_by_import_path_in_a_hybrid_gets_its_own_options() -> None:
+    from lra_fixtures.attentions import TemperedLinear
+
+    model = make_model([TEMPERED, "nala"], temperature=2.0, alpha=2.5)
+    first, second = (block.attention for block in model.encoder.blocks)
+    assert type(first) is TemperedLinear and first.feature_q.temperature == 2.0
+    assert type(second) is ATTENTIONS["nala"] and second.alpha == 2.5
+    assert kwargs_per_layer([TEMPERED, "softmax"], {"temperature": 2.0}, 0.1) == [
+        {"temperature": 2.0},
+        {"dropout": 0.1},
+    ]
+
+
+def test_a_users_options_are_errors_or_warnings_like_ours() -> None:
+    with pytest.raises(ValueError) as err:
+        kwargs_per_layer([TEMPERED], {"temprature": 2.0})
+    assert str(err.value) == (
+        "model.attention_kwargs: ['temprature'] not accepted by any attention; accepted here: "
+        f"{{'{TEMPERED}': ['eps', 'temperature']}}"
+    )
+    with pytest.warns(UserWarning, match=r"\['alpha'\] are not used: no layer's attention \(\['lra_fixtures"):
+        assert kwargs_per_layer([TEMPERED], {"alpha": 3.0}) == [{}]
+
+
+def test_options_of_an_installed_attention_not_in_use_are_a_warning(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    install_entry_points(tmp_path, "user_attentions", {"tempered": TEMPERED, "broken": "no_such_module:Attn"})
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.warns(UserWarning, match=r"\['temperature'\] are not used: no layer's attention \(\['softmax'\]\)"):
+        assert kwargs_per_layer(["softmax"], {"temperature": 2.0}) == [{"dropout": 0.0}]
+    with pytest.raises(
+        ValueError, match=r"\['temprature'\] not accepted by any attention"
+    ):  # the broken one: no options
+        kwargs_per_layer(["softmax"], {"temprature": 2.0})
+    assert [type(block.attention).__name__ for block in make_model(["tempered", "nala"]).encoder.blocks] == [
+        "TemperedLinear",
+        "NaLaAttention",
+    ]
+
+
+def test_a_bad_import_path_in_model_attention_names_the_key() -> None:
+    with pytest.raises(ValueError) as err:
+        attention_per_layer(["nala", "lra_fixtures.attentions:OtherNames"], 2)
+    assert str(err.value) == (
+        "model.attention: attention 'lra_fixtures.attentions:OtherNames': its constructor must start with "
+        "(dim, heads, ...), got (d_model, n_heads)"
+    )
+    with pytest.raises(ValueError, match=r"unknown attention \['nalla'\]; known: .*\(or a class by import path"):
+        attention_per_layer(["nalla", TEMPERED], 2)
 
 
 def test_two_tower_classifies_the_four_way_combination_with_one_shared_encoder() -> None:

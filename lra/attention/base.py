@@ -42,7 +42,12 @@ class Attention(nn.Module, ABC):
     padded keys contribute nothing and real outputs never depend on padded positions.
     """
 
-    name: ClassVar[str]  # the registry name, also used in error messages
+    name: ClassVar[str]  # the registry name, also used in error messages (a subclass without one: its class name)
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "name" not in cls.__dict__:
+            cls.name = cls.__name__
 
     def __init__(self, dim: int, heads: int) -> None:
         super().__init__()

@@ -39,8 +39,12 @@ class RecordLosses(L.Callback):
         self.losses.append(outputs["loss"].detach())
 
 
+# Two user classes by import path: a kernel attention, and a module that is not an lra Attention subclass.
+USER = ["lra_fixtures.attentions:TemperedLinear", "lra_fixtures.attentions:Plain"]
+
+
 @pytest.mark.filterwarnings("ignore:You defined a `validation_step` but have no `val_dataloader`")
-@pytest.mark.parametrize("name", sorted(ATTENTIONS))
+@pytest.mark.parametrize("name", sorted(ATTENTIONS) + USER)
 def test_attention_trains_through_a_lightning_step(name: str, tmp_path: Path) -> None:
     L.seed_everything(0)
     model = LRAClassifier(
@@ -98,3 +102,25 @@ def test_hybrid_per_layer_attention_from_yaml(
     logits = cli.model(batch)
     assert logits.shape == (4, cli.model.hparams.num_classes) and torch.isfinite(logits).all()
     cli.model.loss(logits, batch["label"] % cli.model.hparams.num_classes).backward()
+
+
+def test_a_users_attention_by_import_path_on_the_command_line_and_in_yaml(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from lra_fixtures.attentions import TemperedLinear
+
+    monkeypatch.setattr(sys, "argv", ["lightning"])  # the CLI reads only `args`
+    config = str(REPO / "tasks" / "listops.yaml")
+    tiny = ["--model.depth", "2", "--model.dim", "16", "--trainer.logger", "false"]
+    flags = ["--model.attention", USER[0], "--model.attention_kwargs", "{temperature: 2.0}"]
+    cli = LRACLI(args=["--config", config, *tiny, *flags], run=False)
+    assert cli.model.hparams.attention == USER[0]
+    assert all(type(block.attention) is TemperedLinear for block in cli.model.model.encoder.blocks)
+    assert cli.model.model.encoder.blocks[0].attention.feature_q.temperature == 2.0
+    overlay = tmp_path / "hybrid.yaml"
+    lines = [f"  attention: [nala, {USER[0]}]", "  attention_kwargs: {alpha: 2.0, temperature: 0.5}"]
+    overlay.write_text("model:\n" + "".join(f"{line}\n" for line in lines))
+    cli = LRACLI(args=["--config", config, "--config", str(overlay), *tiny], run=False)
+    first, second = (block.attention for block in cli.model.model.encoder.blocks)
+    assert type(first) is ATTENTIONS["nala"] and first.alpha == 2.0
+    assert type(second) is TemperedLinear and second.feature_q.temperature == 0.5

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
+from lra_fixtures.attentions import install_entry_points
 
 from lra.attention import (
     ATTENTIONS,
@@ -17,7 +20,10 @@ from lra.attention import (
     PerformerAttention,
     PolaFormerAttention,
     SoftmaxAttention,
+    accepted_kwargs,
     build_attention,
+    installed_attentions,
+    resolve_attention,
 )
 
 
@@ -101,3 +107,132 @@ def test_learnable_alpha_beta_are_per_head_parameters() -> None:
     module(x).square().sum().backward()
     assert module.alpha.grad is not None and module.alpha.grad.abs().sum() > 0
     assert module.beta.grad is not None and module.beta.grad.abs().sum() > 0
+
+
+# ---- a user's attention: by import path, by entry point, checked against the contract --------------------------
+
+FIXTURES = "lra_fixtures.attentions"
+
+
+def test_an_import_path_resolves_to_the_users_class_with_its_typed_options() -> None:
+    from lra_fixtures.attentions import Plain, TemperedLinear
+
+    assert resolve_attention(f"{FIXTURES}:TemperedLinear") is TemperedLinear
+    module = build_attention(f"{FIXTURES}:TemperedLinear", 8, 2, {"temperature": 2.0})
+    assert isinstance(module, TemperedLinear) and module.feature_q.temperature == 2.0
+    assert accepted_kwargs(TemperedLinear) == ["temperature", "eps"]
+    assert module.name == "TemperedLinear"  # no `name`: its class name, in its error messages
+    plain = build_attention(f"{FIXTURES}:Plain", 8, 2, {"scale": 0.5})  # not an lra Attention subclass
+    assert isinstance(plain, Plain) and plain.scale == 0.5
+    assert build_attention(TemperedLinear, 8, 2).feature_q.temperature == 1.0  # a class itself
+
+
+def test_a_users_options_are_checked_like_ours() -> None:
+    with pytest.raises(ValueError) as err:
+        build_attention(f"{FIXTURES}:TemperedLinear", 8, 2, {"temprature": 2.0})
+    assert str(err.value) == (
+        f"attention '{FIXTURES}:TemperedLinear' got unexpected argument(s) temprature; it accepts: temperature, eps"
+    )
+    with pytest.raises(ValueError) as err:
+        build_attention(f"{FIXTURES}:NeedsRank", 8, 2)
+    assert str(err.value) == f"attention '{FIXTURES}:NeedsRank' needs argument(s) rank; it accepts: rank"
+    assert build_attention(f"{FIXTURES}:NeedsRank", 8, 2, {"rank": 4}).rank == 4
+    with pytest.raises(ValueError, match=r"^tempered: temperature must be > 0, got 0\.0$"):  # its own validation
+        build_attention(f"{FIXTURES}:TemperedLinear", 8, 2, {"temperature": 0.0})
+
+
+@pytest.mark.parametrize(
+    ("path", "message"),
+    [
+        (
+            "no_such_package.layers:Attn",
+            "attention 'no_such_package.layers:Attn': importing 'no_such_package.layers' failed with "
+            "ModuleNotFoundError: No module named 'no_such_package' (install its package, or put its folder on "
+            "PYTHONPATH)",
+        ),
+        (f"{FIXTURES}:Missing", f"attention '{FIXTURES}:Missing': module '{FIXTURES}' has no attribute 'Missing'"),
+        (
+            f"{FIXTURES}:a_function",
+            f"attention '{FIXTURES}:a_function' is a function, not an attention class: expected a torch.nn.Module "
+            "subclass with __init__(dim, heads, <typed options>) and forward(x, mask)",
+        ),
+        (
+            f"{FIXTURES}:NotAModule",
+            f"attention '{FIXTURES}:NotAModule' is a class NotAModule, not an attention class: expected a "
+            "torch.nn.Module subclass with __init__(dim, heads, <typed options>) and forward(x, mask)",
+        ),
+        (
+            f"{FIXTURES}:OtherNames",
+            f"attention '{FIXTURES}:OtherNames': its constructor must start with (dim, heads, ...), "
+            "got (d_model, n_heads)",
+        ),
+        (
+            f"{FIXTURES}:SwallowsOptions",
+            f"attention '{FIXTURES}:SwallowsOptions': its constructor takes **options; declare each option as "
+            "a typed keyword argument instead, so that a misspelt option is an error",
+        ),
+        (
+            f"{FIXTURES}:NoMask",
+            f"attention '{FIXTURES}:NoMask': its forward must take (x, mask), got forward(self, x)",
+        ),
+        (
+            f"{FIXTURES}:Abstract",
+            f"attention '{FIXTURES}:Abstract': Abstract is abstract (it does not implement attend)",
+        ),
+        ("lra_fixtures.attentions", ""),  # a dotted name without a colon: an unknown name, as below
+        (":Attn", "attention ':Attn': expected an import path 'package.module:Class', got ':Attn'"),
+    ],
+)
+def test_a_bad_import_path_is_one_clear_line(path: str, message: str) -> None:
+    if not message:
+        message = f"unknown attention {path!r}; known attentions: {', '.join(sorted(ATTENTIONS))}"
+    with pytest.raises(ValueError) as err:
+        resolve_attention(path)
+    assert str(err.value).startswith(message)
+    assert "\n" not in str(err.value)
+
+
+def test_a_module_that_fails_to_import_names_its_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "broken_layers.py").write_text("import torch\nraise RuntimeError('bad weights file')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(ValueError) as err:
+        resolve_attention("broken_layers:Attn")
+    assert str(err.value) == (
+        "attention 'broken_layers:Attn': importing 'broken_layers' failed with RuntimeError: bad weights file"
+    )
+
+
+@pytest.mark.filterwarnings("ignore:entry point softmax")  # asserted once, inside the test
+def test_an_entry_point_name_resolves_after_the_built_ins(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from lra_fixtures.attentions import Plain, TemperedLinear
+
+    entries = {"tempered": f"{FIXTURES}:TemperedLinear", "softmax": f"{FIXTURES}:Plain"}
+    install_entry_points(tmp_path, "user_attentions", entries)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.warns(UserWarning, match=r"entry point softmax = .*Plain.* is ignored: 'softmax' is a built-in"):
+        assert installed_attentions() == {"tempered": f"{FIXTURES}:TemperedLinear"}
+    assert resolve_attention("tempered") is TemperedLinear
+    assert resolve_attention("softmax") is SoftmaxAttention  # a package cannot change what a config means
+    assert resolve_attention(f"{FIXTURES}:Plain") is Plain
+    with pytest.raises(ValueError) as err:
+        resolve_attention("tempred")
+    assert str(err.value) == (
+        f"unknown attention 'tempred'; known attentions: {', '.join(sorted(ATTENTIONS))}, tempered "
+        "(or a class by import path, e.g. 'mypkg.layers:MyAttention')"
+    )
+
+
+def test_two_packages_registering_one_name_is_an_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    install_entry_points(tmp_path, "first", {"mine": f"{FIXTURES}:TemperedLinear"})
+    install_entry_points(tmp_path, "second", {"mine": f"{FIXTURES}:Plain"})
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(ValueError, match=r"^attention 'mine' is registered twice in the lra.attentions entry points"):
+        resolve_attention("mine")
+    assert resolve_attention("nala") is NaLaAttention  # built-in names do not look at entry points
+
+
+def test_a_broken_entry_point_says_which_name_it_is(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    install_entry_points(tmp_path, "user_attentions", {"mine": f"{FIXTURES}:OtherNames"})
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(ValueError, match=r"^attention 'mine': its constructor must start with \(dim, heads, \.\.\.\)"):
+        build_attention("mine", 8, 2)

@@ -25,10 +25,12 @@ def one_cycle(optimizer: torch.optim.Optimizer, lr: float, warmup_steps: int, to
 
     Its defaults are kept, as the reference code keeps them: it starts at lr/25, peaks at lr after the warm-up,
     ends at lr/2.5e5, and cycles Adam's β1 from 0.95 down to 0.85 at the peak and back. A warm-up as long as
-    the run (a short trial of a long config) is cut to end at the last step.
+    the run (a short trial of a long config) is cut to end at the last step. A warm-up of one step is none (the
+    first step runs at lr): OneCycleLR's warm-up phase needs two steps, its start and its peak.
     """
     warmup = min(warmup_steps, total_steps - 1)
-    if warmup < warmup_steps:
+    warmup = warmup if warmup >= 2 else 0
+    if warmup_steps >= total_steps:
         log.warning(
             "model.warmup_steps %d >= the run's %d steps: warming up over %d", warmup_steps, total_steps, warmup
         )

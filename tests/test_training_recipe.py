@@ -98,6 +98,19 @@ def test_a_warmup_longer_than_the_run_ends_at_the_last_step() -> None:
     assert lrs[:9] == sorted(lrs[:9]) and lrs[8] == pytest.approx(1.0) and lrs[9] < lrs[8]
 
 
+@pytest.mark.parametrize(("warmup_steps", "total_steps"), [(1, 6), (5, 2), (0, 1)])
+def test_a_warmup_under_two_steps_is_none(warmup_steps: int, total_steps: int) -> None:
+    """OneCycleLR divides by zero over a one-step warm-up; without one the schedule only decays (from lr)."""
+    optimizer = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    schedule = one_cycle(optimizer, 1.0, warmup_steps=warmup_steps, total_steps=total_steps)
+    lrs = []
+    for _ in range(total_steps):
+        lrs.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        schedule.step()
+    assert lrs == sorted(lrs, reverse=True) and len(set(lrs)) == total_steps and lrs[0] <= 1.0
+
+
 class ScriptedValidation(L.LightningModule):
     """Logs `val/acc` from a script, one value per validation, so the checkpoint choice can be followed."""
 

@@ -141,10 +141,10 @@ class SweepObjective:
                 score = self._running_score(done)
                 pruning = StepPruningCallback(trial, offset, score)
                 callbacks = [FailOnNonFiniteLoss(), pruning]
+                trial.set_user_attr(f"tensorboard/{name}", str(trial_dir / name))  # known while it runs, if pruned
                 run = fit_task(name, task_config, trial_dir / name, test=False, callbacks=callbacks, resume=True)
                 accuracies[name] = run.best_val_acc
                 trial.set_user_attr(f"val_acc/{name}", run.best_val_acc)
-                trial.set_user_attr(f"tensorboard/{name}", run.log_dir)
                 offset += task_config["trainer"]["max_steps"]
                 if config.objective == "average" and index < len(config.tasks) - 1:
                     if pruning.last_step != offset:  # else the last validation already reported this value here
@@ -152,7 +152,8 @@ class SweepObjective:
                     if trial.should_prune():
                         raise optuna.TrialPruned(f"trial {trial.number} pruned after {name}")
         except optuna.TrialPruned:
-            self._log_hparams(trial_dir, {**params, "protocol": self.protocol(params)}, accuracies, None)
+            pruned_at = pruning.last_step if pruning.last_step is not None else offset
+            self._log_hparams(trial_dir, {**params, "protocol": self.protocol(params)}, accuracies, None, pruned_at)
             raise
         except Exception as error:
             trial.set_user_attr(ERROR, f"{type(error).__name__}: {error}")
@@ -178,14 +179,21 @@ class SweepObjective:
 
     @staticmethod
     def _log_hparams(
-        trial_dir: Path, params: dict[str, Any], accuracies: dict[str, float], value: float | None
+        trial_dir: Path,
+        params: dict[str, Any],
+        accuracies: dict[str, float],
+        value: float | None,
+        pruned_at: int | None = None,
     ) -> None:
-        """The trial's values and metrics for TensorBoard's HParams view, in the trial's own run folder."""
+        """The trial's values and metrics for TensorBoard's HParams view, in the trial's own run folder (a pruned
+        trial with the step it was pruned at: the view lists only runs with a metric)."""
         logger = TensorBoardLogger(
             save_dir=str(trial_dir.parent), name=trial_dir.name, version="", default_hp_metric=False
         )
         metrics = {f"hparams/val_acc/{task}": acc for task, acc in accuracies.items()}
         if value is not None:
             metrics["hparams/objective"] = value
+        if pruned_at is not None:
+            metrics["hparams/pruned_at_step"] = float(pruned_at)
         logger.log_hyperparams(params, metrics)
         logger.finalize("success")

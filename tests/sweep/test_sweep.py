@@ -81,6 +81,8 @@ def test_every_trial_is_in_tensorboards_hparams_view(finished: tuple[Path, optun
         if trial.state == optuna.trial.TrialState.COMPLETE:
             assert scalars(folder)["hparams/objective"] == [pytest.approx(trial.value)]
             assert scalars(folder)["hparams/val_acc/listops"] == [pytest.approx(trial.value)]
+        else:
+            assert scalars(folder)["hparams/pruned_at_step"] == [max(trial.intermediate_values)]
 
 
 def test_export_best_writes_a_ready_task_config(finished: tuple[Path, optuna.Study, str]) -> None:

@@ -20,8 +20,8 @@ from pathlib import Path
 import optuna
 import pytest
 import yaml
-from lra_fixtures.sweeps import TINY_LISTOPS, sweep_env, write_sweep
-from test_cli import BIN, REPO, TINY
+from helpers.runs import BIN, REPO, TINY_FIT
+from helpers.sweeps import TINY_LISTOPS, sweep_env, write_sweep
 
 from lra.module import LRAClassifier
 from lra.suite.command import main as suite_main
@@ -110,7 +110,7 @@ def test_fit_trains_a_hybrid_of_the_entry_point_and_the_import_path(
         "--model.attention_kwargs",
         "{power: 3.0}",
     ]
-    result = run(user_code, tmp_path, str(BIN / "lightning"), "fit", "--config", config, *TINY, *model)
+    result = run(user_code, tmp_path, str(BIN / "lightning"), "fit", "--config", config, *TINY_FIT, *model)
     assert result.returncode == 0, result.stderr[-4000:]
     assert "test/acc" in result.stdout
     # The best checkpoint loads back with the user's classes and option (testing from it needs them importable).

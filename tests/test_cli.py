@@ -2,63 +2,30 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 import time
 import warnings
 from pathlib import Path
 
 import pytest
 import torch
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from helpers.runs import REPO, TINY_FIT, TINY_FIT_VALIDATED_AT, run_command, scalars
 
 from lra.training.lightning_cli import LRACLI
 
-REPO = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
 ARGS_WARNING = "args parameter is intended"  # LightningCLI's warning when given args and a command line both
 COMMANDS = ("fit", "validate", "test", "predict", "data", "suite", "sweep", "bench", "check")
-TINY = [
-    "--trainer.max_steps", "16",
-    "--trainer.val_check_interval", "4",
-    "--trainer.enable_progress_bar", "false",
-    "--trainer.log_every_n_steps", "2",
-    "--data.num_train", "192", "--data.num_val", "40", "--data.num_test", "64",
-    "--data.spec.max_depth", "4", "--data.spec.min_length", "5", "--data.spec.max_length", "60",
-    "--data.max_length", "64",
-    "--data.batch_size", "16",
-    "--data.eval_batches", "4",
-    "--data.num_workers", "0",
-    "--model.lr", "0.01", "--model.warmup_steps", "2",  # a large step: accuracy moves between validations
-]  # fmt: skip
-VALIDATED_AT = [4, 8, 12, 16]
-
-
-def run(command: str, *args: str, cwd: Path, cache: Path) -> subprocess.CompletedProcess[str]:
-    """`command ARGS` in `cwd`: a console script of this environment, or `python -m lra` for command "-m lra"."""
-    env = {**os.environ, "LRA_CACHE_DIR": str(cache), "PYTHONUNBUFFERED": "1"}
-    program = [sys.executable, "-m", "lra"] if command == "-m lra" else [str(BIN / command)]
-    return subprocess.run([*program, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
 
 
 def fit(command: str, work: Path, *overrides: str) -> subprocess.CompletedProcess[str]:
     """`<command> fit --config tasks/listops.yaml` on tiny data, in `work`, with its cache under `work`."""
     config = str(REPO / "tasks/listops.yaml")
-    return run(command, "fit", "--config", config, *TINY, *overrides, cwd=work, cache=work / "cache")
+    return run_command(command, "fit", "--config", config, *TINY_FIT, *overrides, cwd=work, cache=work / "cache")
 
 
 def listed(text: str) -> list[str]:
     """The command names a `--help` listing shows, one a line under `commands:`."""
     return [line.split()[0] for line in text.split("commands:\n", 1)[1].split("\n\n", 1)[0].splitlines()]
-
-
-def scalars(log_dir: Path) -> dict[str, list[float]]:
-    """Every scalar of one run folder as TensorBoard shows it: tensorboard's reader over all its event files in
-    order (a resumed run's purge of the events it logs again included)."""
-    accumulator = EventAccumulator(str(log_dir))
-    accumulator.Reload()
-    return {tag: [event.value for event in accumulator.Scalars(tag)] for tag in accumulator.Tags()["scalars"]}
 
 
 @pytest.fixture(scope="module")
@@ -94,14 +61,18 @@ def test_fit_keeps_best_checkpoint_and_tests_from_it(
     assert "test/acc" in result.stdout
     logged = scalars(run_dir)
     assert {"train/loss", "val/acc", "val/acc_best", "test/acc", "test/loss"} <= set(logged)
-    assert len(logged["val/acc"]) == len(VALIDATED_AT)
+    assert len(logged["val/acc"]) == len(TINY_FIT_VALIDATED_AT)
     assert ARGS_WARNING not in result.stderr
     # The test split was scored from the best-validation weights: the step of the best checkpoint is the one
     # validation with the highest val/acc, and re-scoring it gives the logged test/acc, which the last weights do not.
     val_acc = logged["val/acc"]
     assert val_acc.count(max(val_acc)) == 1
-    best_step = VALIDATED_AT[val_acc.index(max(val_acc))]
-    assert torch.load(best[0], map_location="cpu", weights_only=False)["global_step"] == best_step != VALIDATED_AT[-1]
+    best_step = TINY_FIT_VALIDATED_AT[val_acc.index(max(val_acc))]
+    assert (
+        torch.load(best[0], map_location="cpu", weights_only=False)["global_step"]
+        == best_step
+        != TINY_FIT_VALIDATED_AT[-1]
+    )
     (logged_test_acc,) = logged["test/acc"]
     assert scored_test_acc(work, run_dir / "config.yaml", best[0], monkeypatch) == logged_test_acc
     assert scored_test_acc(work, run_dir / "config.yaml", last, monkeypatch) != logged_test_acc
@@ -127,7 +98,7 @@ def test_python_m_lra_fits_like_the_lra_command(
     work, _ = first_fit
     config = str(REPO / "tasks/listops.yaml")
     short = ["--trainer.max_steps", "2", "--trainer.val_check_interval", "2"]
-    result = run("-m lra", "fit", "--config", config, *TINY, *short, cwd=tmp_path, cache=work / "cache")
+    result = run_command("-m lra", "fit", "--config", config, *TINY_FIT, *short, cwd=tmp_path, cache=work / "cache")
     assert result.returncode == 0, result.stderr[-4000:]
     assert "cache hit" in result.stderr and "test/acc" in result.stdout
     assert len(list((tmp_path / "runs" / "listops" / "version_0" / "checkpoints").glob("best-step2-*.ckpt"))) == 1
@@ -136,7 +107,7 @@ def test_python_m_lra_fits_like_the_lra_command(
 
 @pytest.mark.parametrize("command", ["lra", "-m lra"])
 def test_help_lists_every_command(tmp_path: Path, command: str) -> None:
-    result = run(command, "--help", cwd=tmp_path, cache=tmp_path / "cache")
+    result = run_command(command, "--help", cwd=tmp_path, cache=tmp_path / "cache")
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("usage: lra {fit,validate,test,predict,data,suite,sweep,bench,check} ...")
     assert listed(result.stdout) == list(COMMANDS)
@@ -152,14 +123,14 @@ def test_help_lists_every_command(tmp_path: Path, command: str) -> None:
     ],
 )
 def test_command_groups_list_their_commands(tmp_path: Path, argv: list[str], commands: list[str]) -> None:
-    result = run("lra", *argv, cwd=tmp_path, cache=tmp_path / "cache")
+    result = run_command("lra", *argv, cwd=tmp_path, cache=tmp_path / "cache")
     assert result.returncode == 0, result.stderr
     assert listed(result.stdout) == commands
 
 
 @pytest.mark.parametrize("argv", [[], ["fitt"]])
 def test_no_or_an_unknown_command_lists_the_commands_and_fails(tmp_path: Path, argv: list[str]) -> None:
-    result = run("lra", *argv, cwd=tmp_path, cache=tmp_path / "cache")
+    result = run_command("lra", *argv, cwd=tmp_path, cache=tmp_path / "cache")
     assert result.returncode == 2
     assert listed(result.stdout) == list(COMMANDS)
     assert result.stdout.rstrip().endswith("lra: unknown command 'fitt'" if argv else "lra: a command is needed")
@@ -175,7 +146,7 @@ def test_run_shorter_than_one_validation_interval_still_tests_from_a_best_checkp
 
 
 def test_lra_data_generate_writes_official_tsvs(tmp_path: Path) -> None:
-    result = run(
+    result = run_command(
         "lra", "data", "generate", "listops", "--out", str(tmp_path / "listops"), "--train", "20", "--val", "5",
         "--test", "5", "--seed", "3", "--max-depth", "3", "--min-length", "3", "--max-length", "40",
         cwd=tmp_path, cache=tmp_path / "cache",

@@ -113,3 +113,16 @@ def test_entry_points_and_config_readers_do_not_load_torch_or_lightning() -> Non
     result = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-4000:]
     assert json.loads(result.stdout) == []
+
+
+def test_no_test_module_imports_another() -> None:
+    """Shared test code lives in tests/helpers/ and conftest.py fixtures, never in a test module another imports."""
+    tests = REPO / "tests"
+    test_modules = {path.stem for path in tests.rglob("test_*.py")}
+    offenders = [
+        f"{path.relative_to(REPO)} imports {name}"
+        for path in sorted(tests.rglob("*.py"))
+        for name in imported_names(path, "tests")
+        if name.split(".")[0] in test_modules
+    ]
+    assert offenders == []

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from lra_fixtures.attentions import install_entry_points
+from helpers.attentions import install_entry_points
 
 from lra.attention import ATTENTIONS
 from lra.model import Encoder, LRAModel, attention_per_layer, kwargs_per_layer, sinusoidal_table
@@ -102,11 +102,11 @@ def test_kwargs_of_an_attention_not_in_use_are_left_out_with_a_warning() -> None
         assert kwargs_per_layer(["softmax", "softmax"], {"alpha": 3.0, "beta": 0.5}) == [{"dropout": 0.0}] * 2
 
 
-TEMPERED = "lra_fixtures.attentions:TemperedLinear"
+TEMPERED = "helpers.attentions:TemperedLinear"
 
 
 def test_a_users_attention_by_import_path_in_a_hybrid_gets_its_own_options() -> None:
-    from lra_fixtures.attentions import TemperedLinear
+    from helpers.attentions import TemperedLinear
 
     model = make_model([TEMPERED, "nala"], temperature=2.0, alpha=2.5)
     first, second = (block.attention for block in model.encoder.blocks)
@@ -125,7 +125,7 @@ def test_a_users_options_are_errors_or_warnings_like_ours() -> None:
         "model.attention_kwargs: ['temprature'] not accepted by any attention; accepted here: "
         f"{{'{TEMPERED}': ['eps', 'temperature']}}"
     )
-    with pytest.warns(UserWarning, match=r"\['alpha'\] are not used: no layer's attention \(\['lra_fixtures"):
+    with pytest.warns(UserWarning, match=r"\['alpha'\] are not used: no layer's attention \(\['helpers"):
         assert kwargs_per_layer([TEMPERED], {"alpha": 3.0}) == [{}]
 
 
@@ -148,9 +148,9 @@ def test_options_of_an_installed_attention_not_in_use_are_a_warning(
 
 def test_a_bad_import_path_in_model_attention_names_the_key() -> None:
     with pytest.raises(ValueError) as err:
-        attention_per_layer(["nala", "lra_fixtures.attentions:OtherNames"], 2)
+        attention_per_layer(["nala", "helpers.attentions:OtherNames"], 2)
     assert str(err.value) == (
-        "model.attention: attention 'lra_fixtures.attentions:OtherNames': its constructor must start with "
+        "model.attention: attention 'helpers.attentions:OtherNames': its constructor must start with "
         "(dim, heads, ...), got (d_model, n_heads)"
     )
     with pytest.raises(ValueError, match=r"unknown attention \['nalla'\]; known: .*\(or a class by import path"):

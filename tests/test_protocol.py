@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from lra_fixtures.pathfinder import write_pathfinder
-from lra_fixtures.text import write_imdb
+from helpers.pathfinder import write_pathfinder
+from helpers.text import write_imdb
 
 from lra.data import ListOpsDataModule, ListOpsSpec, PathfinderDataModule, TextDataModule
 from lra.data.listops import ALPHANUMERIC_VOCAB, OUT_OF_VOCABULARY, VOCAB_SIZE, tokenize_listops

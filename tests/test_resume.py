@@ -67,7 +67,7 @@ def fit(
         program = [str(LIGHTNING)]
     else:
         name, when, step = signalled
-        program = [sys.executable, "-m", "lra_fixtures.killed_fit", name, when, str(step)]
+        program = [sys.executable, "-m", "helpers.killed_fit", name, when, str(step)]
     command = [*program, "fit", *TINY, *args]
     return subprocess.run(command, cwd=work, env=env, capture_output=True, text=True, timeout=300)
 

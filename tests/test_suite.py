@@ -16,11 +16,11 @@ from typing import Any
 import pytest
 import torch
 import yaml
+from helpers.pathfinder import write_pathfinder
+from helpers.runs import scalars
 from lightning.pytorch.callbacks import Callback
-from lra_fixtures.pathfinder import write_pathfinder
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams import plugin_data_pb2
-from test_cli import scalars
 
 import lra.suite.command
 from lra.data.tasks import AVERAGED_TASKS

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 import yaml
-from lra_fixtures.image import write_cifar
-from lra_fixtures.pathfinder import write_pathfinder
-from lra_fixtures.retrieval import write_aan
-from lra_fixtures.text import write_imdb
+from helpers.image import write_cifar
+from helpers.pathfinder import write_pathfinder
+from helpers.retrieval import write_aan
+from helpers.text import write_imdb
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from lra.data.tasks import TASKS

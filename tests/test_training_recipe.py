@@ -57,9 +57,10 @@ def reference_one_cycle(lr: float, warmup: int, total: int) -> tuple[list[float]
     return lrs, beta1s
 
 
-def test_the_schedule_is_one_cycle_with_beta1_cycling(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_schedule_is_one_cycle_with_beta1_cycling(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cache_dir: Path
+) -> None:
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("LRA_CACHE_DIR", str(tmp_path / "cache"))
     record = RecordOptimiser()
     cli = LRACLI(
         args=[

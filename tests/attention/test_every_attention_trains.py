@@ -40,7 +40,7 @@ class RecordLosses(L.Callback):
 
 
 # Two user classes by import path: a kernel attention, and a module that is not an lra Attention subclass.
-USER = ["lra_fixtures.attentions:TemperedLinear", "lra_fixtures.attentions:Plain"]
+USER = ["helpers.attentions:TemperedLinear", "helpers.attentions:Plain"]
 
 
 @pytest.mark.filterwarnings("ignore:You defined a `validation_step` but have no `val_dataloader`")
@@ -107,7 +107,7 @@ def test_hybrid_per_layer_attention_from_yaml(
 def test_a_users_attention_by_import_path_on_the_command_line_and_in_yaml(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from lra_fixtures.attentions import TemperedLinear
+    from helpers.attentions import TemperedLinear
 
     monkeypatch.setattr(sys, "argv", ["lightning"])  # the CLI reads only `args`
     config = str(REPO / "tasks" / "listops.yaml")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from lra_fixtures.attentions import install_entry_points
+from helpers.attentions import install_entry_points
 
 from lra.attention import (
     ATTENTIONS,
@@ -111,11 +111,11 @@ def test_learnable_alpha_beta_are_per_head_parameters() -> None:
 
 # ---- a user's attention: by import path, by entry point, checked against the contract --------------------------
 
-FIXTURES = "lra_fixtures.attentions"
+FIXTURES = "helpers.attentions"
 
 
 def test_an_import_path_resolves_to_the_users_class_with_its_typed_options() -> None:
-    from lra_fixtures.attentions import Plain, TemperedLinear
+    from helpers.attentions import Plain, TemperedLinear
 
     assert resolve_attention(f"{FIXTURES}:TemperedLinear") is TemperedLinear
     module = build_attention(f"{FIXTURES}:TemperedLinear", 8, 2, {"temperature": 2.0})
@@ -179,7 +179,7 @@ def test_a_users_options_are_checked_like_ours() -> None:
             f"{FIXTURES}:Abstract",
             f"attention '{FIXTURES}:Abstract': Abstract is abstract (it does not implement attend)",
         ),
-        ("lra_fixtures.attentions", ""),  # a dotted name without a colon: an unknown name, as below
+        ("helpers.attentions", ""),  # a dotted name without a colon: an unknown name, as below
         (":Attn", "attention ':Attn': expected an import path 'package.module:Class', got ':Attn'"),
     ],
 )
@@ -204,7 +204,7 @@ def test_a_module_that_fails_to_import_names_its_error(tmp_path: Path, monkeypat
 
 @pytest.mark.filterwarnings("ignore:entry point softmax")  # asserted once, inside the test
 def test_an_entry_point_name_resolves_after_the_built_ins(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from lra_fixtures.attentions import Plain, TemperedLinear
+    from helpers.attentions import Plain, TemperedLinear
 
     entries = {"tempered": f"{FIXTURES}:TemperedLinear", "softmax": f"{FIXTURES}:Plain"}
     install_entry_points(tmp_path, "user_attentions", entries)

@@ -21,9 +21,8 @@ TINY = [
 
 
 def test_train_benchmark_on_tiny_listops(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, cache_dir: Path
 ) -> None:
-    monkeypatch.setenv("LRA_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.chdir(tmp_path)
     config = str(REPO / "tasks" / "listops.yaml")
     argv = ["train", "--config", config, "--steps", "2", "--warmup", "1", "--repeats", "1", "--malloc", "system"]

@@ -1,4 +1,4 @@
-"""Deliberately broken attentions (tests/lra_fixtures/attentions.py), each caught by the conformance kit with a
+"""Deliberately broken attentions (tests/helpers/attentions.py), each caught by the conformance kit with a
 message naming the failed check; a correct user attention passes."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import pytest
 
 from lra.check.conformance import Subject, run_checks, table
 
-FIXTURES = "lra_fixtures.attentions"
+FIXTURES = "helpers.attentions"
 
 # attention -> {failed check: the start of its reason}; every other check must pass (or skip).
 BROKEN = {

@@ -33,7 +33,7 @@ def test_a_passing_attention_prints_the_table_and_the_speed_line(capsys: pytest.
 
 
 def test_a_failing_attention_names_the_check_and_exits_1(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["check", "attention", "lra_fixtures.attentions:AttendsToPadding", *TINY]) == 1
+    assert main(["check", "attention", "helpers.attentions:AttendsToPadding", *TINY]) == 1
     out = capsys.readouterr().out
     assert "FAIL padding: holes: real outputs change when only padded positions change: padding leaks in" in out
     assert "2 of 10 checks FAILED: padding: holes, padding: right" in out

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from lra_fixtures.image import cifar_batch, py2_pickle, py3_pickle, write_cifar
+from helpers.image import cifar_batch, py2_pickle, py3_pickle, write_cifar
 
 import lra.data.image as image_module
 from lra.data.cache import is_cached, read_settings

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from lra_fixtures.pathfinder import metadata_line, write_pathfinder
+from helpers.pathfinder import metadata_line, write_pathfinder
 from PIL import Image
 
 import lra.data.pathfinder as pathfinder_module

@@ -11,7 +11,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from lra_fixtures.progress import Terminal, bar_counts, progress_lines, show_every_update, use_stderr
+from helpers.progress import Terminal, bar_counts, progress_lines, show_every_update, use_stderr
 
 from lra.data import progress
 from lra.data.cache import RaggedSplit, write_cache

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from lra_fixtures.retrieval import write_aan
+from helpers.retrieval import write_aan
 
 import lra.data.retrieval as retrieval_module
 from lra.data.cache import is_cached, read_settings

@@ -9,7 +9,7 @@ import jsonargparse
 import numpy as np
 import pytest
 import torch
-from lra_fixtures.text import write_imdb
+from helpers.text import write_imdb
 
 import lra.data.text as text_module
 from lra.data.bytes import VOCAB_SIZE, tokenize_bytes

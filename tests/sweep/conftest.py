@@ -1,11 +1,11 @@
-"""Fixtures of the sweep tests; the sweep-file writers live in lra_fixtures.sweeps."""
+"""Fixtures of the sweep tests; the sweep-file writers live in helpers.sweeps."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
-from lra_fixtures.sweeps import BIN, TINY_BUDGET, TINY_LISTOPS, run_sweep, sweep_env, tiny_sweep, write_sweep
+from helpers.sweeps import BIN, TINY_BUDGET, TINY_LISTOPS, run_sweep, sweep_env, tiny_sweep, write_sweep
 
 __all__ = ["BIN", "TINY_BUDGET", "TINY_LISTOPS", "run_sweep", "sweep_env", "tiny_sweep", "work", "write_sweep"]
 

@@ -7,10 +7,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from lra_fixtures.image import write_cifar
-from lra_fixtures.retrieval import write_aan
-from lra_fixtures.sweeps import write_sweep
-from lra_fixtures.text import write_imdb
+from helpers.image import write_cifar
+from helpers.retrieval import write_aan
+from helpers.sweeps import write_sweep
+from helpers.text import write_imdb
 
 from lra.overrides import ConfigError
 from lra.sweep.command import main as sweep_main

@@ -13,7 +13,7 @@ from typing import Any
 
 import optuna
 import pytest
-from lra_fixtures.sweeps import BIN, run_sweep, tiny_sweep, write_sweep
+from helpers.sweeps import BIN, run_sweep, tiny_sweep, write_sweep
 
 N_TRIALS = 2
 SEARCHED = set(tiny_sweep()["search_space"])  # the dotted config keys, which name the Optuna parameters

@@ -14,7 +14,7 @@ from pathlib import Path
 import optuna
 import pytest
 import sqlalchemy
-from lra_fixtures.sweep_workers import (
+from helpers.sweep_workers import (
     finish,
     has_events,
     log_of,
@@ -25,7 +25,7 @@ from lra_fixtures.sweep_workers import (
     tail,
     trial_folders,
 )
-from lra_fixtures.sweeps import write_sweep
+from helpers.sweeps import write_sweep
 from optuna.trial import TrialState
 
 from lra.sweep.config import Heartbeat, SweepConfig

@@ -12,7 +12,7 @@ from typing import Any
 
 import optuna
 import pytest
-from lra_fixtures.sweeps import write_sweep
+from helpers.sweeps import write_sweep
 from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.trial import TrialState
 

@@ -12,7 +12,8 @@ from pathlib import Path
 import optuna
 import pytest
 import torch
-from lra_fixtures.sweep_workers import (
+from helpers.runs import scalars
+from helpers.sweep_workers import (
     finish,
     has_events,
     kill_worker,
@@ -23,10 +24,9 @@ from lra_fixtures.sweep_workers import (
     trial_folders,
     wait_for,
 )
-from lra_fixtures.sweeps import write_sweep
+from helpers.sweeps import write_sweep
 from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.trial import FrozenTrial, TrialState
-from test_cli import scalars
 
 pytestmark = pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")  # retried_trial_number
 N_TRIALS = 2

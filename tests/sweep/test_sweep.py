@@ -7,10 +7,10 @@ from pathlib import Path
 import optuna
 import pytest
 import yaml
-from lra_fixtures.sweeps import TINY_BUDGET, TINY_LISTOPS, run_sweep, write_sweep
+from helpers.runs import scalars
+from helpers.sweeps import TINY_BUDGET, TINY_LISTOPS, run_sweep, write_sweep
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams import plugin_data_pb2
-from test_cli import scalars
 
 from lra.training.run import check_config
 

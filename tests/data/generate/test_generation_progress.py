@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from lra_fixtures.progress import Terminal, bar_counts, progress_lines, show_every_update, use_stderr
+from helpers.progress import Terminal, bar_counts, progress_lines, show_every_update, use_stderr
 
 from lra.data import cache, progress
 from lra.data import pathfinder as pathfinder_data

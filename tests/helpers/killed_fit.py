@@ -1,4 +1,4 @@
-"""`python -m lra_fixtures.killed_fit SIGNAL WHEN STEP fit ...`: `lightning fit ...` that sends itself SIGNAL (KILL or
+"""`python -m helpers.killed_fit SIGNAL WHEN STEP fit ...`: `lightning fit ...` that sends itself SIGNAL (KILL or
 TERM) at an exact point of step STEP.
 
 WHEN: `train` (after the optimizer step, before anything saves it), `after` (before the next training step: any

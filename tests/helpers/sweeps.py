@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-BIN = Path(sys.executable).parent
+from helpers.runs import BIN
+
 TINY_LISTOPS = {
     "data.num_train": 64,
     "data.num_val": 32,

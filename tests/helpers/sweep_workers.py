@@ -15,7 +15,7 @@ from pathlib import Path
 import optuna
 import pytest
 
-from lra_fixtures.sweeps import BIN, sweep_env
+from helpers.sweeps import BIN, sweep_env
 
 POSTGRES_URL_VARIABLE = "LRA_TEST_POSTGRES_URL"
 

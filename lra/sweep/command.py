@@ -42,7 +42,7 @@ def run(args: argparse.Namespace) -> None:
     objective = SweepObjective(config, parse_assignments(args.set))
     objective.check()  # every config key and value is checked before the storage is touched or anything trains
     build_sampler(config, args.seed), build_pruner(config)  # their arguments, checked before the storage is touched
-    storage = build_storage(config.storage_url, config)
+    storage = build_storage(config.storage_url, config.heartbeat)
     study = open_study(config, storage, args.seed)
     run_until(study, objective, config.n_trials, poll=max(1.0, config.heartbeat.interval / 2))
     if args.export_best:

@@ -27,7 +27,8 @@ class LRACLI(LightningCLI):
 
     Adds a best-validation checkpoint (`--checkpoint.*`, written only after `checkpoint.select_after` of the run)
     and, after `fit`, scores the test split from that best checkpoint, or from the last weights when none was
-    written (`--test_after_fit false` turns it off); its metrics are kept in `test_metrics`. fp16 precision
+    written (`--test_after_fit false` turns it off); its metrics are kept in `test_metrics`. A run stopped before
+    trainer.max_steps (by `trainer.max_time`) is cut short and gets no test score. fp16 precision
     (protocol 2's) falls back to fp32 where there is no CUDA device.
     `trainer_defaults` and `parser_kwargs` are LightningCLI's (the suite and sweeps add callbacks through them).
     """
@@ -99,6 +100,14 @@ class LRACLI(LightningCLI):
 
     def after_fit(self) -> None:
         if not self.config[self.subcommand]["test_after_fit"] or self.trainer.interrupted:
+            return
+        if self.trainer.max_steps > 0 and self.trainer.global_step < self.trainer.max_steps:
+            log.info(
+                "training stopped at step %d of %d (trainer.max_time or a callback stopped it): cut short, so the "
+                "test split is not scored; fit again with --ckpt_path to continue",
+                self.trainer.global_step,
+                self.trainer.max_steps,
+            )
             return
         checkpoint = self.trainer.checkpoint_callback
         best = checkpoint.best_model_path if isinstance(checkpoint, ModelCheckpoint) else ""

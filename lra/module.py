@@ -25,13 +25,16 @@ def one_cycle(optimizer: torch.optim.Optimizer, lr: float, warmup_steps: int, to
 
     Its defaults are kept, as the reference code keeps them: it starts at lr/25, peaks at lr after the warm-up,
     ends at lr/2.5e5, and cycles Adam's β1 from 0.95 down to 0.85 at the peak and back. A warm-up as long as
-    the run (a short trial of a long config) is cut to end at the last step.
+    the run (a short trial of a long config) is cut to end at the last step. A one-step warm-up is none: OneCycleLR's
+    warm-up phase needs two steps (one step divides by zero), so the run starts at lr and anneals.
     """
     warmup = min(warmup_steps, total_steps - 1)
     if warmup < warmup_steps:
         log.warning(
             "model.warmup_steps %d >= the run's %d steps: warming up over %d", warmup_steps, total_steps, warmup
         )
+    if warmup < 2:
+        warmup = 0
     return OneCycleLR(
         optimizer, max_lr=lr, total_steps=total_steps, pct_start=warmup / total_steps, anneal_strategy="linear"
     )

@@ -52,13 +52,13 @@ class Board:
 
     def start(self, slot: int, label: str, line: str, steps: int | None = None) -> None:
         self.say(line)
-        if self.live:
+        if slot < len(self.bars):
             self.bars[slot].reset(total=steps)
             self.bars[slot].set_description(f"  {label}")
 
     def update(self, slot: int, step: int, note: str = "") -> None:
         """The job's training step (and a short note such as its best validation accuracy so far)."""
-        if self.live:
+        if slot < len(self.bars):
             bar = self.bars[slot]
             bar.n = step
             bar.set_postfix_str(note, refresh=False)
@@ -73,7 +73,7 @@ class Board:
     def end(self, slot: int, line: str) -> None:
         """A job ended (or stopped): `line` is printed and its slot's line is free again."""
         self.say(line)
-        if self.live:
+        if slot < len(self.bars):
             self.bars[slot].reset(total=None)
             self.bars[slot].set_description(f"  slot {slot}: idle")
 

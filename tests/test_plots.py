@@ -46,7 +46,7 @@ def test_linear_panels_shade_their_bands(tmp_path: Path) -> None:
     path = render([curve], tmp_path / "curve.png", size=(500, 400))
     red, green, blue = PALETTE[0]
     light = (round(0.2 * red + 0.8 * 255), round(0.2 * green + 0.8 * 255), round(0.2 * blue + 0.8 * 255))
-    assert any(max(abs(c - l) for c, l in zip(colour, light, strict=True)) <= 2 for colour in colours_in(path))
+    assert any(max(abs(a - b) for a, b in zip(colour, light, strict=True)) <= 2 for colour in colours_in(path))
 
 
 def test_bar_chart_has_a_bar_per_series_and_error_bars(tmp_path: Path) -> None:

@@ -13,9 +13,9 @@ from pathlib import Path
 from subprocess import Popen
 from typing import Any, Protocol
 
+from lra.job_progress import Board
 from lra.jobs import Slot, start_child, stop_child
 from lra.overrides import apply_overrides
-from lra.progress import Board
 from lra.suite.budget import Budget, max_time, shown
 from lra.suite.cell import LAST, now, read_progress, read_record, run_cell, write_record
 from lra.suite.grid import Cell

@@ -8,8 +8,8 @@ import time
 
 import optuna
 
+from lra.job_progress import Board
 from lra.jobs import plan_slots, start_child, stop_child
-from lra.progress import Board
 from lra.sweep.config import SweepConfig
 from lra.sweep.study import FINISHED, count
 

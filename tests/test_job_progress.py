@@ -6,7 +6,7 @@ import io
 
 import pytest
 
-from lra.progress import Board, live_default
+from lra.job_progress import Board, live_default
 
 
 def test_plain_lines_carry_the_overall_count() -> None:

@@ -123,7 +123,7 @@ def test_help_lists_every_command(tmp_path: Path, command: str) -> None:
     ("argv", "commands"),
     [
         (["data", "--help"], ["generate", "prepare", "verify"]),
-        (["bench", "-h"], ["attention", "listops", "pathfinder", "train"]),
+        (["bench", "-h"], ["attention", "jobs", "listops", "pathfinder", "train"]),
     ],
 )
 def test_command_groups_list_their_commands(tmp_path: Path, argv: list[str], commands: list[str]) -> None:

@@ -164,8 +164,8 @@ def hparams_of(suite: SuiteConfig, cli_set: Mapping[str, Any], cells: Sequence[C
             "protocol": "+".join(sorted({cell.task.protocol for cell in mine})),
             "seeds": ",".join(map(str, dict.fromkeys(cell.seed for cell in mine))),
         }
-        for overrides, prefix in [(suite.set, ""), (mine[0].encoder_overrides, ""), (cli_set, "")]:
-            params.update({prefix + key: value for key, value in overrides.items()})
+        for overrides in (suite.set, mine[0].encoder_overrides, cli_set):
+            params.update(overrides)
         for task, overrides in suite.task_set.items():
             params.update({f"{task}.{key}": value for key, value in overrides.items()})
     return settings

@@ -34,6 +34,8 @@ def one_cycle(optimizer: torch.optim.Optimizer, lr: float, warmup_steps: int, to
         log.warning(
             "model.warmup_steps %d >= the run's %d steps: warming up over %d", warmup_steps, total_steps, warmup
         )
+    if warmup < 2:
+        warmup = 0
     return OneCycleLR(
         optimizer, max_lr=lr, total_steps=total_steps, pct_start=warmup / total_steps, anneal_strategy="linear"
     )

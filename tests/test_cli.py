@@ -118,7 +118,7 @@ def test_help_lists_every_command(tmp_path: Path, command: str) -> None:
     ("argv", "commands"),
     [
         (["data", "--help"], ["generate", "prepare", "verify"]),
-        (["bench", "-h"], ["attention", "listops", "pathfinder", "train"]),
+        (["bench", "-h"], ["attention", "jobs", "listops", "pathfinder", "train"]),
         (["check", "--help"], ["attention"]),
     ],
 )

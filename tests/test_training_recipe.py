@@ -57,6 +57,19 @@ def reference_one_cycle(lr: float, warmup: int, total: int) -> tuple[list[float]
     return lrs, beta1s
 
 
+@pytest.mark.parametrize("warmup", [0, 1])
+def test_a_warm_up_shorter_than_two_steps_is_none(warmup: int) -> None:
+    optimizer = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))], lr=0.01, eps=1e-6)
+    schedule = one_cycle(optimizer, 0.01, warmup, 6)
+    lrs = []
+    for _ in range(6):
+        lrs.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        schedule.step()
+    # pct_start 0: the first step is already past the peak (lr), then linear annealing to lr/25/1e4 at the last.
+    assert lrs == pytest.approx([0.01 - k * (0.01 - 0.01 / 25 / 1e4) / 6 for k in range(1, 7)], rel=1e-9)
+
+
 def test_the_schedule_is_one_cycle_with_beta1_cycling(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cache_dir: Path
 ) -> None:

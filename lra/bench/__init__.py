@@ -8,6 +8,7 @@ BENCHMARKS = {
     "attention": Command(
         "lra.bench.attention:main", "time, peak memory and FLOP/s of each attention's forward + backward vs length"
     ),
+    "jobs": Command("lra.bench.jobs:main", "cells per hour of `lra suite` with --jobs 1 against --jobs N"),
     "listops": Command("lra.bench.listops:main", "generate_listops against a plain port of the official generator"),
     "pathfinder": Command("lra.bench.pathfinder:main", "generate_pathfinder's speed against the original generator"),
     "train": Command("lra.bench.train:main", "training throughput: the real data pipeline vs batches in memory"),

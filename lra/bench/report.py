@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from lra.bench.plot import Panel, render
+from lra.plots import Panel, render
 
 CSV_COLUMNS = (
     "length",

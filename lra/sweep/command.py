@@ -7,11 +7,13 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+from lra.jobs import check_jobs, follow_parent
 from lra.overrides import ConfigError, parse_assignments
 from lra.sweep.config import load_sweep_config
 from lra.sweep.export import export_best
 from lra.sweep.objective import SweepObjective
 from lra.sweep.study import TooManyFailures, build_pruner, build_sampler, build_storage, open_study, run_until
+from lra.sweep.workers import run_workers
 from lra.training.checkpoint import StoppedBySignal
 
 
@@ -27,10 +29,18 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, help="sampler seed for this worker (default: the file's sampler.seed)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
     parser.add_argument("--export-best", type=Path, metavar="FILE.yaml", help="then write the best trial's config")
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        help="workers on this machine, each a child process with cores/N threads and a GPU (round robin) when there "
+        "are GPUs, with sampler seeds seed, seed+1, ... (default 1: trials run in this process)",
+    )
     return parser.parse_args(argv)
 
 
-def run(args: argparse.Namespace) -> None:
+def run(args: argparse.Namespace) -> int:
+    jobs = check_jobs(args.jobs)
     if args.n_trials is not None and args.n_trials < 0:
         raise ConfigError(f"--n-trials must be >= 0, got {args.n_trials}")
     config = load_sweep_config(args.config)
@@ -43,20 +53,26 @@ def run(args: argparse.Namespace) -> None:
     objective = SweepObjective(config, parse_assignments(args.set))
     objective.check()  # every config key and value is checked before the storage is touched or anything trains
     build_sampler(config, args.seed), build_pruner(config)  # their arguments, checked before the storage is touched
-    storage = build_storage(config.storage_url, config)
+    storage = build_storage(config.storage_url, config.heartbeat)
     study = open_study(config, storage, args.seed)
-    poll = max(1.0, config.heartbeat.interval / 2)
-    run_until(study, objective, config.n_trials, poll, config.max_consecutive_failures)
-    if args.export_best:
+    if jobs > 1:
+        status = run_workers(args, config, study, jobs)
+    else:
+        poll = max(1.0, config.heartbeat.interval / 2)
+        run_until(study, objective, config.n_trials, poll, config.max_consecutive_failures)
+        status = 0
+    if args.export_best and status == 0:
         export_best(study, objective, args.export_best)
         print(f"lra sweep: wrote the best trial's config to {args.export_best}")
+    return status
 
 
 def main(argv: list[str]) -> int:
     """`lra sweep --config FILE ...`; user errors and too many failed trials exit 1 in one line; SIGTERM exits 0
     (the interrupted trial is retried from its checkpoint once its heartbeat is stale)."""
+    follow_parent()  # a worker of `lra sweep --jobs N` dies with it
     try:
-        run(parse_args(argv))
+        return run(parse_args(argv))
     except (ConfigError, TooManyFailures) as error:
         print(f"lra sweep: {error}", file=sys.stderr)
         return 1

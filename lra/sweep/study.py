@@ -18,7 +18,7 @@ from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback, fail_s
 from optuna.trial import FrozenTrial, TrialState
 
 from lra.overrides import ConfigError
-from lra.sweep.config import SweepConfig
+from lra.sweep.config import Heartbeat, SweepConfig
 
 log = logging.getLogger("lra.sweep")
 # Heartbeats and their retry have been in Optuna since 2.8/2.9 but still carry the "experimental" label.
@@ -101,14 +101,13 @@ def build_pruner(config: SweepConfig) -> optuna.pruners.BasePruner:
     return _construct("pruner", PRUNER_CLASSES, config.pruner, str(config.path))
 
 
-def _connect(url: str, config: SweepConfig) -> RDBStorage:
+def _connect(url: str, beat: Heartbeat) -> RDBStorage:
     """Optuna's RDBStorage (it creates its tables in an empty database), tried again after a lost creation race.
 
     Workers started together on an empty database race to create the tables, and PostgreSQL's CREATE TABLE is
     not atomic against another session's ("duplicate key value violates unique constraint
     pg_type_typname_nsp_index"): the loser waits and then finds the tables made.
     """
-    beat = config.heartbeat
 
     def attempt() -> RDBStorage:
         return RDBStorage(
@@ -127,12 +126,15 @@ def _connect(url: str, config: SweepConfig) -> RDBStorage:
     return attempt()
 
 
-def build_storage(url: str, config: SweepConfig) -> RDBStorage:
-    """An RDB storage (a SQLite file or any SQLAlchemy URL) with heartbeat and retry of stale trials, connected now."""
+def build_storage(url: str, heartbeat: Heartbeat) -> RDBStorage:
+    """An RDB storage (a SQLite file or any SQLAlchemy URL) with heartbeat and retry of stale trials, connected now.
+
+    Sweeps and storage-shared suites (`lra suite --storage`) both connect through it.
+    """
     if url.startswith("sqlite:///"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     try:
-        return _connect(url, config)
+        return _connect(url, heartbeat)
     except ImportError as error:  # Optuna re-raises a missing driver module as a plain ImportError
         missing = getattr(error.__cause__, "name", None) or getattr(error, "name", None) or str(error)
         raise ConfigError(

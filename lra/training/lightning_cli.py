@@ -34,8 +34,9 @@ class LRACLI(LightningCLI):
     on SIGTERM; all written atomically) and, after `fit`, scores the test split from that best checkpoint, or from
     the last weights when none was written (`--test_after_fit false` turns it off); its metrics are kept in
     `test_metrics`. `fit --ckpt_path last|PATH` resumes a run exactly, in its own folder (lra.training.resume), and
-    refuses a changed config unless `--allow_config_change true`. fp16 precision (protocol 2's) falls back to fp32
-    where there is no CUDA device.
+    refuses a changed config unless `--allow_config_change true`. A run stopped before trainer.max_steps (by
+    `trainer.max_time`) is cut short and gets no test score. fp16 precision (protocol 2's) falls back to fp32 where
+    there is no CUDA device.
     `trainer_defaults` and `parser_kwargs` are LightningCLI's (the suite and sweeps add callbacks through them).
     """
 
@@ -143,6 +144,14 @@ class LRACLI(LightningCLI):
 
     def after_fit(self) -> None:
         if not self.config[self.subcommand]["test_after_fit"] or self.trainer.interrupted:
+            return
+        if self.trainer.max_steps > 0 and self.trainer.global_step < self.trainer.max_steps:
+            log.info(
+                "training stopped at step %d of %d (trainer.max_time or a callback stopped it): cut short, so the "
+                "test split is not scored; fit again with --ckpt_path to continue",
+                self.trainer.global_step,
+                self.trainer.max_steps,
+            )
             return
         checkpoint = self.trainer.checkpoint_callback
         best = checkpoint.best_model_path if isinstance(checkpoint, ModelCheckpoint) else ""

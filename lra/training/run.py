@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from jsonargparse import Namespace
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 
 from lra.overrides import ConfigError, apply_overrides
@@ -83,6 +84,22 @@ def check_config(config: Mapping[str, Any], source: str) -> None:
             cli.datamodule.cache_path  # noqa: B018 (finding the files is the check: the cache name fingerprints them)
     except (argparse.ArgumentError, ValueError, TypeError, FileNotFoundError) as error:
         raise ConfigError(f"{source}: {error}") from error
+    unknown = next(_unknown_empty_keys(quiet, cli.config), None)
+    if unknown is not None:
+        group, _, key = unknown.replace(".init_args.", ".").rpartition(".")
+        raise ConfigError(f"{source}: Group {group!r} does not accept option {key!r}")
+
+
+def _unknown_empty_keys(config: Mapping[str, Any], parsed: Namespace, prefix: str = "") -> Iterator[str]:
+    """Dotted keys of `config` set to an empty mapping that the parser does not know: jsonargparse reads such a key
+    as a group with nothing in it and drops it silently (a typo like `model.atention_kwargs: {}`)."""
+    for key, value in config.items():
+        path = f"{prefix}{key}"
+        if path not in parsed:
+            if value == {}:
+                yield path
+        elif isinstance(value, Mapping) and isinstance(parsed.get(path), Namespace):
+            yield from _unknown_empty_keys(value, parsed, f"{path}.")
 
 
 def fit_task(

@@ -118,7 +118,7 @@ def test_workers_started_together_on_an_empty_database_all_connect(empty_schema:
 
     def connect() -> None:
         barrier.wait(timeout=30)
-        build_storage(url, config).engine.dispose()
+        build_storage(url, config.heartbeat).engine.dispose()
 
     with ThreadPoolExecutor(max_workers=4) as pool:
         for connection in [pool.submit(connect) for _ in range(4)]:

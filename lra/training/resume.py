@@ -26,7 +26,8 @@ from lightning.pytorch import Callback, LightningModule, Trainer
 log = logging.getLogger("lra.training")
 
 RECORD = "lra_run"  # the checkpoint's entry written by RunRecord
-# Keys that may change between a run and its resumption: they change neither the data nor the numbers.
+# Keys that may change between a run and its resumption: they change neither the data nor the numbers
+# (trainer.max_time only says when to stop: a larger time budget continues a cut-short run).
 MAY_CHANGE = (
     "config",
     "ckpt_path",
@@ -36,6 +37,7 @@ MAY_CHANGE = (
     "trainer.logger",
     "trainer.enable_progress_bar",
     "trainer.enable_model_summary",
+    "trainer.max_time",
     "checkpoint.every_n_train_steps",
     "checkpoint.verbose",
     "data.num_workers",

@@ -45,7 +45,7 @@ def study_of(work: Path, **changes: Any) -> tuple[optuna.Study, SweepObjective]:
     """The tiny sweep's study on SQLite in `work` (heartbeat: 1 s, stale after 1 s, one retry) and its objective."""
     heartbeat = {"interval": 1, "grace_period": 1, "max_retry": 1}
     config = load_sweep_config(write_sweep(work, heartbeat=heartbeat, out=str(work / "trials"), **changes))
-    study = open_study(config, build_storage(f"sqlite:///{work / 'study.db'}", config), None)
+    study = open_study(config, build_storage(f"sqlite:///{work / 'study.db'}", config.heartbeat), None)
     return study, SweepObjective(config, {})
 
 

@@ -42,3 +42,10 @@ def scalars(log_dir: Path) -> dict[str, list[float]]:
     accumulator = EventAccumulator(str(log_dir))
     accumulator.Reload()
     return {tag: [event.value for event in accumulator.Scalars(tag)] for tag in accumulator.Tags()["scalars"]}
+
+
+def start_in_background(argv: list[str], cwd: Path, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    """`argv` in the background in `cwd`, its output appended to `log`; it leads its own process group, so killing
+    the group takes everything it started too, as a machine's death would."""
+    with open(log, "ab") as output:
+        return subprocess.Popen(argv, cwd=cwd, env=env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True)

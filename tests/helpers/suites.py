@@ -8,7 +8,6 @@ import io
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -16,12 +15,12 @@ import yaml
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from helpers.pathfinder import write_pathfinder
+from helpers.runs import BIN, start_in_background
 from lra.suite.budget import Budget
 from lra.suite.cell import read_record, write_record
 from lra.suite.grid import Cell
 from lra.suite.runner import prepare
 
-BIN = Path(sys.executable).parent
 SHARED = {  # every task: 4 steps validated at 2 and 4, a one-layer dim-16 encoder
     "trainer.max_steps": 4,
     "trainer.val_check_interval": 2,
@@ -91,15 +90,7 @@ def suite_env(cache: Path) -> dict[str, str]:
 def start_suite(cwd: Path, cache: Path, *args: str, log: str = "suite.log") -> subprocess.Popen[bytes]:
     """`lra suite ARGS` in the background in `cwd`, its output in cwd/<log>; it leads its own process group, so
     killing the group takes its cells' processes too, as a machine's death would."""
-    with open(cwd / log, "ab") as output:
-        return subprocess.Popen(
-            [str(BIN / "lra"), "suite", *args],
-            cwd=cwd,
-            env=suite_env(cache),
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    return start_in_background([str(BIN / "lra"), "suite", *args], cwd, suite_env(cache), cwd / log)
 
 
 def record_cell(out: Path, cell: Cell, status: str, **fields: Any) -> dict[str, Any]:

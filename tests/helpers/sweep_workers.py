@@ -15,7 +15,8 @@ from pathlib import Path
 import optuna
 import pytest
 
-from helpers.sweeps import BIN, sweep_env
+from helpers.runs import BIN, start_in_background
+from helpers.sweeps import sweep_env
 
 POSTGRES_URL_VARIABLE = "LRA_TEST_POSTGRES_URL"
 
@@ -45,15 +46,7 @@ def start_sweep(work: Path, cwd: Path, *args: str) -> subprocess.Popen[bytes]:
 
     It leads its own process group, so `kill_worker` takes it and anything it started, as a machine's death would.
     """
-    with open(cwd / "sweep.log", "ab") as log:
-        return subprocess.Popen(
-            [str(BIN / "lra"), "sweep", *args],
-            cwd=cwd,
-            env=sweep_env(work),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    return start_in_background([str(BIN / "lra"), "sweep", *args], cwd, sweep_env(work), cwd / "sweep.log")
 
 
 def finish(worker: subprocess.Popen[bytes], timeout: float = 240) -> int:

@@ -157,18 +157,19 @@ def test_the_checker_passes_the_readme_example(user_code: UserCode, tmp_path: Pa
     assert re.search(r"^ +64 +\d", result.stdout, re.MULTILINE)  # the speed line's row
 
 
-def test_a_suite_sets_its_encoder_to_the_users_attention(user_code: UserCode, importable: None, tmp_path: Path) -> None:
+def test_a_suite_grid_encoder_is_the_users_attention(user_code: UserCode, importable: None, tmp_path: Path) -> None:
     listops = {f"data.{key}": value for key, value in (("num_train", 64), ("num_val", 32), ("num_test", 32))}
     shared = {**TINY_LISTOPS, **listops, "model.depth": 1, "data.cache_dir": str(tmp_path.parent / "shared-cache")}
     budget = {"trainer.max_steps": 4, "trainer.val_check_interval": 2, "trainer.enable_progress_bar": False}
+    encoders = {"softplus": {"model.attention": ENTRY, "model.attention_kwargs": {"power": 1.5}}}
     config = tmp_path / "suite.yaml"
-    config.write_text(yaml.safe_dump({"tasks": ["listops"], "set": {**shared, **budget}}))
+    config.write_text(yaml.safe_dump({"tasks": ["listops"], "set": {**shared, **budget}, "encoders": encoders}))
     out, err = io.StringIO(), io.StringIO()
-    argv = ["--config", str(config), "--out", str(tmp_path / "out"), "--set", f"model.attention={ENTRY}"]
-    argv += ["--set", "model.attention_kwargs={power: 1.5}", "--set", "model.warmup_steps=2"]
+    argv = ["--config", str(config), "--out", str(tmp_path / "out"), "--set", "model.warmup_steps=2"]
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         assert suite_main(argv) == 0, err.getvalue()[-3000:]
-    record = json.loads((tmp_path / "out" / "results.json").read_text())["tasks"]["listops"]
+    record = json.loads((tmp_path / "out" / "results.json").read_text())["cells"]["listops/softplus/seed42"]
+    assert record["status"] == "finished" and record["encoder"] == "softplus"
     assert record["attention"] == f"{ENTRY} {{power: 1.5}}" and 0.0 <= record["test_acc"] <= 1.0
     loaded = LRAClassifier.load_from_checkpoint(record["best_checkpoint"], map_location="cpu")
     (block,) = loaded.model.encoder.blocks

@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 import torch
+from helpers.runs import scalars
 from helpers.suites import LISTOPS, SHARED, results_of, suite, val_steps, write_grid
 from lightning.pytorch.callbacks import Callback
-from test_cli import scalars
 
 import lra.suite.cell
 from lra.training.run import TaskRun

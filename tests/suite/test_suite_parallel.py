@@ -8,11 +8,11 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from helpers.runs import scalars
 from helpers.suites import BIN, results_of, suite_env, write_grid
 from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams import plugin_data_pb2
-from test_cli import scalars
 
 from lra.jobs import cpu_cores
 from lra.plots import PALETTE

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import optuna
 import pytest
+from helpers.runs import scalars
 from helpers.suites import LISTOPS, SHARED, results_of, start_suite, val_steps, write_grid
 from helpers.sweep_workers import kill_worker, postgres_study, wait_for
 from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.trial import TrialState
-from test_cli import scalars
 
 from lra.suite.cell import read_record
 

@@ -25,6 +25,7 @@ from lra.files import write_atomically
 from lra.jobs import follow_parent
 from lra.logs import show_harness_logs
 from lra.overrides import ConfigError
+from lra.training.checkpoint import SelectionCheckpoint, validation_follows
 from lra.training.run import fit_task
 
 RECORD = "cell.json"
@@ -62,9 +63,33 @@ def read_progress(folder: Path) -> dict[str, Any]:
         return {}
 
 
+class BudgetSpent(RuntimeError):
+    """A time budget (the cell's trainer.max_time or the grid's deadline) ran out; last.ckpt holds the step reached."""
+
+
+class CellTimer(Timer):
+    """Lightning's Timer for the cell's trainer.max_time (the training time, counted across re-runs through the
+    checkpoints) that never stops training itself: CellProgress stops the cell at a point where resuming is exact.
+    Given as a callback, it takes the place of the Timer Lightning would make from trainer.max_time."""
+
+    def on_train_batch_end(self, trainer: Trainer, *args: Any, **kwargs: Any) -> None:
+        """CellProgress reads the time left after each step."""
+
+    def on_train_epoch_end(self, trainer: Trainer, *args: Any, **kwargs: Any) -> None:
+        """CellProgress reads the time left after each step."""
+
+
+def _timer(trainer: Trainer) -> Timer | None:
+    return next((callback for callback in trainer.callbacks if isinstance(callback, Timer)), None)
+
+
 class CellProgress(Callback):
-    """Reports a cell's progress to progress.json, stops it at the grid's deadline, and at a cut (the cell's
-    trainer.max_time or the deadline) saves last.ckpt at the step reached, so a re-run continues from there."""
+    """Reports a cell's progress to progress.json and stops the cell when a budget runs out (the cell's
+    trainer.max_time read from CellTimer, the grid's deadline), at a point where resuming is exact, as a SIGTERM
+    stops a run: after a step that no validation follows, last.ckpt is written and training ends (BudgetSpent);
+    at a step a validation follows, after that validation (which writes last.ckpt). Lightning's own stop (its
+    Timer's `should_stop`) would validate once more at any step and save a state from which a continued run
+    validates off its schedule."""
 
     def __init__(self, folder: Path, deadline: float | None, every: float = 2.0) -> None:
         self.folder = folder
@@ -86,9 +111,27 @@ class CellProgress(Callback):
         write_atomically(self.folder / PROGRESS, json.dumps(progress) + "\n")
         self.written = time.monotonic()
 
+    def _ended(self, trainer: Trainer) -> None:
+        """Record why and when training ended, and its time."""
+        timer = _timer(trainer)
+        self.train_seconds = None if timer is None else round(timer.time_elapsed(), 1)
+        if trainer.max_steps > 0 and trainer.global_step < trainer.max_steps:
+            out_of_time = timer is not None and (timer.time_remaining() or 0.0) <= 0
+            self.cut = "grid budget" if self.past_deadline else "cell budget" if out_of_time else "stopped"
+        self._write(trainer)
+
     def on_train_batch_end(self, trainer: Trainer, *args: Any) -> None:
         if self.deadline is not None and time.time() >= self.deadline:
-            self.past_deadline = trainer.should_stop = True
+            self.past_deadline = True
+        timer = _timer(trainer)
+        spent = self.past_deadline or (timer is not None and (timer.time_remaining() or 0.0) <= 0)
+        if spent and trainer.global_step < trainer.max_steps:
+            if validation_follows(trainer):
+                trainer.should_stop = True  # after this step's validation, which writes last.ckpt
+            elif isinstance(trainer.checkpoint_callback, SelectionCheckpoint):
+                trainer.checkpoint_callback.write_last(trainer)
+                self._ended(trainer)
+                raise BudgetSpent(f"stopped at step {trainer.global_step} by the {self.cut}")
         if time.monotonic() - self.written >= self.every:
             self._write(trainer)
 
@@ -97,13 +140,7 @@ class CellProgress(Callback):
             self._write(trainer)
 
     def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        timer = next((callback for callback in trainer.callbacks if isinstance(callback, Timer)), None)
-        self.train_seconds = None if timer is None else round(timer.time_elapsed(), 1)
-        if trainer.max_steps > 0 and trainer.global_step < trainer.max_steps:
-            out_of_time = timer is not None and (timer.time_remaining() or 0.0) <= 0
-            self.cut = "grid budget" if self.past_deadline else "cell budget" if out_of_time else "stopped"
-            trainer.save_checkpoint(self.folder / LAST)
-        self._write(trainer)
+        self._ended(trainer)
 
 
 def run_cell(folder: Path) -> dict[str, Any]:
@@ -116,7 +153,9 @@ def run_cell(folder: Path) -> dict[str, Any]:
     record.update(threads=torch.get_num_threads(), cuda_visible_devices=os.environ.get("CUDA_VISIBLE_DEVICES"))
     try:
         try:
-            run = fit_task(record["cell"], record["config"], folder, test=True, callbacks=[progress], resume=True)
+            max_time = (record["config"].get("trainer") or {}).get("max_time")
+            callbacks = [progress] if max_time is None else [progress, CellTimer(duration=max_time)]
+            run = fit_task(record["cell"], record["config"], folder, test=True, callbacks=callbacks, resume=True)
         except RuntimeError:
             if progress.cut is None:
                 raise

@@ -19,15 +19,6 @@ from lra.data.progress import Progress, estimate, progress_mode, remember_rate, 
 
 
 @pytest.fixture
-def terminal(monkeypatch: pytest.MonkeyPatch) -> Terminal:
-    """stderr replaced by a Terminal; bars shown at once and redrawn on every update."""
-    stream = Terminal()
-    use_stderr(monkeypatch, stream)
-    show_every_update(monkeypatch)
-    return stream
-
-
-@pytest.fixture
 def log_file(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> io.StringIO:
     """stderr replaced by a plain file (not a terminal); a progress line allowed at every tenth, however soon."""
     stream = io.StringIO()

@@ -29,14 +29,6 @@ TINY = ListOpsSpec(max_depth=3, max_args=3, min_length=1, max_length=40)
 LEVEL = "pathfinder32/curv_baseline"
 
 
-@pytest.fixture
-def terminal(monkeypatch: pytest.MonkeyPatch) -> Terminal:
-    stream = Terminal()
-    use_stderr(monkeypatch, stream)
-    show_every_update(monkeypatch)
-    return stream
-
-
 def messages(caplog: pytest.LogCaptureFixture) -> list[str]:
     return [record.getMessage() for record in caplog.records]
 
